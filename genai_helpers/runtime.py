@@ -1,0 +1,119 @@
+"""Where the course runs: device, seeding, quick/offline mode, data folder, one-line report."""
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def flag(name: str, default: bool = False) -> bool:
+    """Read a boolean environment variable such as GENAI_QUICK (1/true/yes/on)."""
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in _TRUE
+
+
+def is_quick() -> bool:
+    """Quick mode (GENAI_QUICK=1): smaller data and fewer epochs, same code."""
+    return flag("GENAI_QUICK")
+
+
+def is_offline() -> bool:
+    """Offline mode (GENAI_OFFLINE=1): never try the network."""
+    return flag("GENAI_OFFLINE")
+
+
+def pick(full, quick):
+    """Return `quick` in quick mode, else `full` (e.g. epochs = gh.pick(full=100, quick=5))."""
+    return quick if is_quick() else full
+
+
+def data_dir() -> Path:
+    """The course's data folder: $GENAI_DATA, else `data/` of the repository, else ~/.cache."""
+    if os.environ.get("GENAI_DATA"):
+        path = Path(os.environ["GENAI_DATA"]).expanduser()
+    else:
+        repo = Path(__file__).resolve().parent.parent
+        path = repo / "data" if (repo / "pyproject.toml").exists() else Path.home() / ".cache" / "genai_helpers"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """CUDA if present, else Apple MPS, else CPU; $GENAI_DEVICE or `name` overrides."""
+    name = name or os.environ.get("GENAI_DEVICE")
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Env:
+    device: torch.device
+    seed: int
+    quick: bool
+    offline: bool
+    data_source: str
+
+    def __str__(self) -> str:
+        from . import __version__
+
+        dev = self.device.type
+        if dev == "cuda":
+            dev = f"cuda ({torch.cuda.get_device_name(self.device)})"
+        elif dev == "cpu":
+            dev = f"cpu ({torch.get_num_threads()} threads)"
+        mode = "quick mode" if self.quick else "full mode"
+        py = ".".join(map(str, sys.version_info[:3]))
+        return (f"genai_helpers {__version__} | python {py} | torch {torch.__version__} | {dev} | "
+                f"{mode} | seed {self.seed} | data: {self.data_source}")
+
+
+_ENV: Env | None = None
+
+
+def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
+    """Seed everything, pick the device, read GENAI_QUICK/GENAI_OFFLINE, print one line.
+
+    The data source is what `gh.load_mnist()` will use; deciding it may probe the
+    network for at most a few seconds (never with GENAI_OFFLINE=1).
+    """
+    from .data import mnist_source
+
+    global _ENV
+    seed_everything(seed)
+    _ENV = Env(pick_device(device), seed, is_quick(), is_offline(), mnist_source().description)
+    if not quiet:
+        print(_ENV)
+    return _ENV
+
+
+def env() -> Env:
+    """The environment of the last `setup()`; without one, the defaults (nothing is seeded)."""
+    global _ENV
+    if _ENV is None:
+        from .data import mnist_source
+
+        _ENV = Env(pick_device(), 0, is_quick(), is_offline(), mnist_source().description)
+    return _ENV
+
+
+def device() -> torch.device:
+    return env().device

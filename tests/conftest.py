@@ -1,0 +1,10 @@
+"""Test settings: quick mode, no live plots, and a throwaway checkpoint folder per session.
+
+`pytest` alone runs in quick mode; set GENAI_QUICK=0 to execute the notebooks at full size.
+"""
+import os
+import tempfile
+
+os.environ.setdefault("GENAI_QUICK", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("GENAI_CHECKPOINTS", tempfile.mkdtemp(prefix="genai-checkpoints-"))
