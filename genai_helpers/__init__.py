@@ -5,13 +5,27 @@
     mnist = gh.load_mnist()     # MNIST on the device (full, or the offline sample)
     history = gh.fit(step, mnist.train_x, state={...}, epochs=..., batch_size=...)
 
-Modules: runtime, data, train, checkpoint, losses, vae, plot, results.
+Every module is also reachable as an attribute, imported on first use: `gh.vae.VAE`,
+`gh.plot.image_grid`, ... (one module per idea; see COURSE_DESIGN.md).
 """
+import importlib
+
 __version__ = "0.1.0"
 
-from . import checkpoint, data, losses, plot, results, runtime, train, vae  # noqa: E402
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from .data import DataError, load_mnist  # noqa: E402
 from .results import save_results  # noqa: E402
 from .runtime import device, is_offline, is_quick, pick, setup  # noqa: E402
 from .train import History, adam, fit  # noqa: E402
+
+
+def __getattr__(name: str):
+    """Import submodules on first use, so `gh.<module>` works without listing them here."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -32,6 +32,28 @@ def show(fig, handle=None):
     return handle
 
 
+class DisplayLine:
+    """A file-like object for tqdm that keeps one updating line in the notebook.
+
+    A saved notebook then holds the final line only, not every refresh of the bar.
+    """
+
+    def __init__(self):
+        from IPython.display import display
+
+        self.handle = display({"text/plain": ""}, raw=True, display_id=True)
+        self.text = ""
+
+    def write(self, s: str):
+        line = s.replace("\r", "\n").strip().splitlines()
+        if line and line[-1].strip():
+            self.text = line[-1]
+            self.handle.update({"text/plain": self.text}, raw=True)
+
+    def flush(self):
+        pass
+
+
 def to_images(x: torch.Tensor) -> np.ndarray:
     """(N, 784), (N, 28, 28) or (N, 1, 28, 28) tensor -> (N, 28, 28) float array in [0, 1]."""
     x = x.detach().float().cpu()
@@ -135,7 +157,7 @@ def latent_scatter(z, labels, ax=None, title: str | None = None):
     plt.colorbar(sc, ax=ax, ticks=range(10), label="digit")
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
-    ax.set_aspect("equal", "datalim")
+    ax.set_aspect("equal")
     if title:
         ax.set_title(title, fontsize=10)
     return ax

@@ -21,7 +21,7 @@ def _plain(v):
     return v
 
 
-def save_results(notebook: str, **values) -> Path:
+def save_results(notebook: str, **values) -> None:
     """Print `values` as a table and write them, with `quick` and `data_source`, as JSON."""
     e = env()
     record = {**{k: _plain(v) for k, v in values.items()}, "quick": e.quick,
@@ -38,4 +38,3 @@ def save_results(notebook: str, **values) -> Path:
     tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False))
     tmp.replace(path)
     print(f"  -> {path}")
-    return path

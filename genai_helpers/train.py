@@ -210,8 +210,11 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
           f"on {device.type}" + (f", checkpoint {path}" if path else ""))
     bar = None
     if progress:
+        from .plot import DisplayLine, in_notebook
+
         bar = tqdm(total=(epochs - history.epoch) * n_batches - history.batch, desc=desc,
-                   unit="step", mininterval=0.5, file=sys.stdout, dynamic_ncols=True)
+                   unit="step", mininterval=0.5, file=DisplayLine() if in_notebook() else sys.stdout,
+                   ncols=120 if in_notebook() else None, ascii=False)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
                 else contextlib.nullcontext())
     guard = _Guard(state)
@@ -376,3 +379,12 @@ def _resume(path: Path, state: dict, meta: dict, epochs: int) -> History | None:
 
 def steps_per_epoch(n: int, batch_size: int, drop_last: bool = True) -> int:
     return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
+
+
+def epochs_for(steps: int, n: int, batch_size: int) -> int:
+    """Epochs that give about `steps` optimisation steps on n examples (at least 1).
+
+    Chapters size training in steps so that the offline sample (4,000 digits) and full
+    MNIST (60,000) cost about the same time.
+    """
+    return max(1, round(steps / steps_per_epoch(n, batch_size)))

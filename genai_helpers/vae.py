@@ -148,3 +148,16 @@ def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 
                   batch_size=batch_size, eval_fn=evaluate, checkpoint=name, config=config,
                   seed=seed, desc=name or "VAE", plot=plot)
     return model, history
+
+
+REFERENCE_STEPS = {"full": 3100, "quick": 120}
+
+
+def reference_vae(mnist: MNIST, plot: bool = True) -> tuple[VAE, History]:
+    """The 16-D VAE of chapter 02, with its settings; cached, so later chapters reuse it."""
+    from .runtime import pick
+    from .train import epochs_for
+
+    steps = pick(full=REFERENCE_STEPS["full"], quick=REFERENCE_STEPS["quick"])
+    return train_vae(mnist, epochs=epochs_for(steps, len(mnist.train_x), 128), latent_dim=16,
+                     name="vae_latent16", plot=plot)

@@ -56,3 +56,27 @@ def test_reparameterise_has_the_right_moments():
     torch.manual_seed(0)
     z = vae.reparameterize(torch.full((100_000,), 2.0), torch.full((100_000,), 2 * torch.log(torch.tensor(3.0))))
     assert abs(z.mean().item() - 2) < 0.05 and abs(z.std().item() - 3) < 0.05
+
+
+def test_gan_losses_match_hand_computation():
+    real = torch.tensor([2.0, -1.0, 0.5])
+    fake = torch.tensor([-3.0, 0.0, 1.0])
+    d_real, d_fake = torch.sigmoid(real), torch.sigmoid(fake)
+    by_hand_d = -(torch.log(d_real).mean() + torch.log(1 - d_fake).mean())
+    torch.testing.assert_close(losses.discriminator_loss(real, fake), by_hand_d)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    torch.testing.assert_close(losses.discriminator_loss(real, fake),
+                               bce(real, torch.ones(3)) + bce(fake, torch.zeros(3)))
+    torch.testing.assert_close(losses.generator_loss_saturating(fake), torch.log(1 - d_fake).mean())
+    torch.testing.assert_close(losses.generator_loss_nonsaturating(fake), -torch.log(d_fake).mean())
+
+
+def test_gan_losses_are_finite_where_the_probability_rounds_to_zero():
+    fake = torch.tensor([-200.0], requires_grad=True)  # sigmoid(-200) == 0 in float32
+    for loss in (losses.generator_loss_saturating, losses.generator_loss_nonsaturating):
+        value = loss(fake)
+        (g,) = torch.autograd.grad(value, fake)
+        assert torch.isfinite(value) and torch.isfinite(g)
+    # the saturating loss has (almost) no gradient there, the non-saturating one has slope -1
+    assert abs(torch.autograd.grad(losses.generator_loss_saturating(fake), fake)[0].item()) < 1e-30
+    assert torch.autograd.grad(losses.generator_loss_nonsaturating(fake), fake)[0].item() == -1.0

@@ -1,0 +1,77 @@
+"""Command line for instructors and maintainers: `python -m genai_helpers <command>`.
+
+    doctor                                       is this machine ready? each problem with its fix
+    execute [NOTEBOOK ...] [--quick] [--out DIR]   re-run notebooks (default: all, in place)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+
+
+def _notebooks(names) -> list[Path]:
+    if not names:
+        return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    out = []
+    for name in names:
+        p = Path(name)
+        if not p.exists():
+            matches = sorted(NOTEBOOKS.glob(f"{name}*.ipynb"))
+            if len(matches) != 1:
+                sys.exit(f"no single notebook matches {name!r} in {NOTEBOOKS}")
+            p = matches[0]
+        out.append(p)
+    return out
+
+
+def execute(args) -> int:
+    """Run notebooks top to bottom with a fresh kernel; write them back with their outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    os.environ["GENAI_QUICK"] = "1" if args.quick else "0"
+    failed = 0
+    for path in _notebooks(args.notebooks):
+        nb = nbformat.read(path, as_version=4)
+        t = time.perf_counter()
+        print(f"{path.name}: running ({'quick' if args.quick else 'full'} mode) ...", flush=True)
+        client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute()
+            status = "ok"
+        except CellExecutionError as e:
+            status = f"FAILED: {str(e).strip().splitlines()[-1][:200]}"
+            failed += 1
+        target = Path(args.out) / path.name if args.out else path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        print(f"{path.name}: {status} in {time.perf_counter() - t:.0f} s -> {target}", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m genai_helpers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("doctor", help="check versions, device, data source and widgets")
+    d.set_defaults(func=lambda a: 0 if __import__("genai_helpers.doctor").doctor.doctor() else 1)
+    p = sub.add_parser("execute", help="re-run notebooks and save their outputs")
+    p.add_argument("notebooks", nargs="*", help="paths or name prefixes such as 02 (default: all)")
+    p.add_argument("--quick", action="store_true", help="quick mode (GENAI_QUICK=1)")
+    p.add_argument("--out", help="write executed notebooks into this folder instead of in place")
+    p.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    p.set_defaults(func=execute)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
