@@ -1,0 +1,284 @@
+"""The date corpus of chapter 04: dates written by people, in several languages, and their ISO form.
+
+    corpus = gh.dates.DateCorpus()                 # 7 locales, Babel's (CLDR) names and patterns
+    split = corpus.split()                         # day numbers for train / valid / test, by date
+    pairs = corpus.sample(10_000, split["train"], seed=0)
+    pairs.src[0], pairs.tgt[0]                     # 'samedi 28 novembre 2026', '2026-11-28'
+
+Every string is written from a locale's own date patterns (short, medium, long, full and a few
+skeletons) with its real month and weekday names, then normalised (NFKC, lower case, single
+spaces) so that a typed "28 Nov 2026" and Babel's "28 nov. 2026" use the same characters.
+
+One string, one date: month-first numeric patterns (en_US "M/d/yy") are left out, because
+"3/4/26" is 3 April in New York and 4 March everywhere else in the corpus; two-digit years are
+read with the rule of Python's strptime (69-99 -> 19xx, 00-68 -> 20xx) and the corpus spans
+exactly those 100 years, 1969-2068.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from babel import Locale
+from babel import dates as babel_dates
+
+LOCALES = ("en_US", "fr_FR", "de_DE", "es_ES", "it_IT", "pt_BR", "zh_CN")
+STYLES = ("short", "medium", "long", "full")  # the locale's four standard date formats
+SKELETONS = ("yMd", "yMMMd", "yMMMEd", "yMEd")  # and four more, each in the locale's own order
+FIRST, LAST = dt.date(1969, 1, 1), dt.date(2068, 12, 31)
+ISO_CHARS = "0123456789-"  # the target alphabet
+LIST_SEP = "; "  # between the dates of one input, in the longer-input variant
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width digits, non-breaking spaces), lower case, one space between words."""
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+@dataclass(frozen=True)
+class Format:
+    """One way to write a date in one locale: a Babel pattern compiled to a list of parts."""
+
+    locale: str
+    pattern: str
+    kind: str  # numeric | abbreviated | long | weekday
+    parts: tuple  # constant strings and field codes such as ("d", 2)
+
+    def __str__(self):
+        return f"{self.locale} {self.pattern!r}"
+
+
+def _compile(locale: str, pattern: str) -> Format:
+    parts = []
+    for kind, value in babel_dates.tokenize_pattern(pattern):
+        if kind == "chars" or value[0] in "yMLdEc":
+            parts.append(value)
+        else:
+            raise ValueError(f"{locale} pattern {pattern!r}: field {value} is not a date field")
+    fields = {p[0]: p[1] for p in parts if isinstance(p, tuple)}
+    m = fields.get("M", fields.get("L", 0))
+    kind = ("weekday" if "E" in fields or "c" in fields else
+            "long" if m >= 4 else "abbreviated" if m == 3 else "numeric")
+    return Format(locale, pattern, kind, tuple(parts))
+
+
+def _month_first(fmt: Format) -> bool:
+    """A numeric month is the first number ("M/d/y"): the reading that clashes with "d/M/y"."""
+    numbers = [p for p in fmt.parts if isinstance(p, tuple) and p[0] in "yMLd"]
+    return numbers[0][0] in "ML" and numbers[0][1] <= 2
+
+
+def locale_formats(locale: str) -> tuple[list[Format], list[Format]]:
+    """The formats used for one locale, and those left out (month-first numeric ones)."""
+    loc = Locale.parse(locale)
+    patterns = [loc.date_formats[s].pattern for s in STYLES]
+    patterns += [loc.datetime_skeletons[s].pattern for s in SKELETONS if s in loc.datetime_skeletons]
+    used, dropped, seen = [], [], set()
+    for p in patterns:
+        if p in seen:
+            continue
+        seen.add(p)
+        f = _compile(locale, p)
+        (dropped if _month_first(f) else used).append(f)
+    return used, dropped
+
+
+@dataclass
+class Pairs:
+    """Sampled (source, target) pairs with where each came from."""
+
+    src: list
+    tgt: list
+    day: np.ndarray  # day number (0 = FIRST); for lists of dates, the first one's
+    fmt: np.ndarray  # index into DateCorpus.formats (of the first date, for lists)
+    count: np.ndarray | None = None  # dates per example, for lists of dates
+
+    def __len__(self):
+        return len(self.src)
+
+
+@dataclass
+class DateCorpus:
+    """All dates from FIRST to LAST, in every format of every locale."""
+
+    locales: tuple = LOCALES
+    first: dt.date = FIRST
+    last: dt.date = LAST
+    formats: list = field(init=False)
+    dropped: list = field(init=False)
+
+    def __post_init__(self):
+        self.locales = tuple(self.locales)
+        if not self.locales:
+            raise ValueError("give at least one locale, e.g. DateCorpus(('en_US', 'fr_FR'))")
+        if self.last.year - self.first.year >= 100:
+            raise ValueError("two-digit years are only unambiguous within 100 years: "
+                             f"{self.first} to {self.last} is too long")
+        self.formats, self.dropped = [], []
+        for loc in self.locales:
+            used, dropped = locale_formats(loc)
+            self.formats += used
+            self.dropped += dropped
+        self.n_days = (self.last - self.first).days + 1
+        days = [self.first + dt.timedelta(i) for i in range(self.n_days)]
+        self.iso = [d.isoformat() for d in days]
+        # Per-day field strings shared by all locales, and per-locale names.
+        self._num = {"y": [str(d.year) for d in days], "yy": [f"{d.year % 100:02d}" for d in days],
+                     "M": [str(d.month) for d in days], "M0": [f"{d.month:02d}" for d in days],
+                     "d": [str(d.day) for d in days], "d0": [f"{d.day:02d}" for d in days]}
+        self._month = np.array([d.month for d in days])
+        self._weekday = np.array([d.weekday() for d in days])  # 0 = Monday, as in Babel
+        self._names = {loc: self._locale_names(loc) for loc in self.locales}
+        self._fmt_index = {f: i for i, f in enumerate(self.formats)}
+
+    @staticmethod
+    def _locale_names(locale: str) -> dict:
+        loc = Locale.parse(locale)
+        names = {}
+        for ctx, letter in (("format", "M"), ("stand-alone", "L")):
+            names[(letter, 3)] = [""] + [loc.months[ctx]["abbreviated"][m] for m in range(1, 13)]
+            names[(letter, 4)] = [""] + [loc.months[ctx]["wide"][m] for m in range(1, 13)]
+        for ctx, letter in (("format", "E"), ("stand-alone", "c")):
+            abbr = [loc.days[ctx]["abbreviated"][w] for w in range(7)]
+            for n in (1, 2, 3):
+                names[(letter, n)] = abbr
+            names[(letter, 4)] = [loc.days[ctx]["wide"][w] for w in range(7)]
+        return names
+
+    def write(self, day: int, fmt: int | Format, normalised: bool = True) -> str:
+        """Date number `day` written in format `fmt` (an index into self.formats, or a Format)."""
+        f = self.formats[fmt] if isinstance(fmt, (int, np.integer)) else fmt
+        names = self._names[f.locale]
+        out = []
+        for p in f.parts:
+            if isinstance(p, str):
+                out.append(p)
+            elif p[0] in "ML" and p[1] >= 3:
+                out.append(names[p][self._month[day]])
+            elif p[0] in "Ec":
+                out.append(names[p][self._weekday[day]])
+            elif p[0] == "y":
+                out.append(self._num["yy" if p[1] == 2 else "y"][day])
+            else:  # M, L, d: one digit or two
+                out.append(self._num[("M" if p[0] in "ML" else "d") + ("" if p[1] == 1 else "0")][day])
+        text = "".join(out)
+        return normalise(text) if normalised else text
+
+    def sample(self, n: int, days, seed: int = 0) -> Pairs:
+        """n pairs: a date drawn from `days`, a locale uniformly, then one of its formats."""
+        rng = np.random.default_rng(seed)
+        days = np.asarray(days)
+        day = days[rng.integers(0, len(days), n)]
+        by_locale = [[i for i, f in enumerate(self.formats) if f.locale == loc] for loc in self.locales]
+        loc = rng.integers(0, len(self.locales), n)
+        pick = rng.random(n)
+        fmt = np.array([by_locale[j][int(u * len(by_locale[j]))] for j, u in zip(loc, pick)])
+        src = [self.write(d, f) for d, f in zip(day.tolist(), fmt.tolist())]
+        return Pairs(src, [self.iso[d] for d in day.tolist()], day, fmt)
+
+    def sample_lists(self, n: int, days, max_dates: int, seed: int = 0, sep: str = LIST_SEP) -> Pairs:
+        """n lists of 1..max_dates dates (as many of each length), joined by `sep`; the target is
+        their ISO forms joined by spaces: the longer-input variant of the task."""
+        rng = np.random.default_rng(seed)
+        count = rng.integers(1, max_dates + 1, n)
+        flat = self.sample(int(count.sum()), days, seed=seed + 1)
+        ends = np.cumsum(count)
+        starts = ends - count
+        src = [sep.join(flat.src[a:b]) for a, b in zip(starts, ends)]
+        tgt = [" ".join(flat.tgt[a:b]) for a, b in zip(starts, ends)]
+        return Pairs(src, tgt, flat.day[starts], flat.fmt[starts], count)
+
+    def split(self, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict:
+        """Day numbers for train / valid / test: a date (in every format) belongs to one part only."""
+        order = np.random.default_rng(seed).permutation(self.n_days)
+        cut = np.cumsum(np.round(np.asarray(fractions) / sum(fractions) * self.n_days).astype(int))
+        return {"train": np.sort(order[:cut[0]]), "valid": np.sort(order[cut[0]:cut[1]]),
+                "test": np.sort(order[cut[1]:])}
+
+    def characters(self) -> str:
+        """Every character the corpus writes: each format on 400 consecutive days (all months and
+        weekdays) and all digits, sorted; the space first."""
+        chars = set("0123456789")
+        for i in range(len(self.formats)):
+            for day in range(min(400, self.n_days)):
+                chars.update(self.write(day, i))
+        chars.discard(" ")
+        return " " + "".join(sorted(chars))
+
+    def locale_of(self, fmt) -> np.ndarray:
+        """Locale names of format indices."""
+        return np.array([self.formats[i].locale for i in np.asarray(fmt).tolist()])
+
+    def kind_of(self, fmt) -> np.ndarray:
+        return np.array([self.formats[i].kind for i in np.asarray(fmt).tolist()])
+
+
+class Vocab:
+    """Characters <-> ids, with <pad>=0, <s>=1, </s>=2, <unk>=3."""
+
+    PAD, START, END, UNK = 0, 1, 2, 3
+    SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
+
+    def __init__(self, chars: str):
+        if len(set(chars)) != len(chars):
+            raise ValueError("the characters of a vocabulary must be distinct")
+        self.chars = chars
+        self.itos = list(self.SPECIALS) + list(chars)
+        self.stoi = {c: i for i, c in enumerate(self.itos) if i >= len(self.SPECIALS)}
+        cps = np.array([ord(c) for c in chars], dtype=np.int64)
+        self._order = np.argsort(cps)
+        self._cps = cps[self._order]
+
+    def __len__(self):
+        return len(self.itos)
+
+    def __repr__(self):
+        return f"Vocab({len(self)} symbols: 4 specials + {self.chars!r})"
+
+    def unknown(self, text: str) -> list:
+        """The characters of `text` that are not in the vocabulary (each once, in order)."""
+        return list(dict.fromkeys(c for c in text if c not in self.stoi))
+
+    def encode(self, texts, max_len: int | None = None, end: bool = False):
+        """Strings -> (ids (N, T) int64 padded with <pad>, lengths (N,)); unknown chars -> <unk>.
+
+        end=True appends </s> (targets). Texts longer than max_len are cut.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if not len(texts):
+            return torch.zeros(0, max_len or 1, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        lens = np.array([len(t) for t in texts], dtype=np.int64) + int(end)
+        width = int(lens.max()) if max_len is None else max_len
+        width = max(width, 1)
+        # A fixed-width unicode array is a matrix of code points, zero-padded: fast to map.
+        cp = np.array(list(texts), dtype=f"<U{width}").view(np.uint32).reshape(len(texts), -1)
+        cp = cp[:, :width].astype(np.int64)
+        pos = np.clip(np.searchsorted(self._cps, cp), 0, len(self._cps) - 1)
+        ids = np.where(self._cps[pos] == cp, self._order[pos] + len(self.SPECIALS), self.UNK)
+        lens = np.minimum(lens, width)
+        ids[np.arange(width)[None, :] >= lens[:, None] - int(end)] = self.PAD
+        if end:
+            rows = np.arange(len(texts))
+            ids[rows, lens - 1] = self.END
+        return torch.from_numpy(ids), torch.from_numpy(lens)
+
+    def decode(self, ids) -> str:
+        """One sequence of ids -> string, stopping at </s>; <unk> shows as '?'."""
+        out = []
+        for i in (ids.tolist() if torch.is_tensor(ids) else ids):
+            if i == self.END:
+                break
+            if i in (self.PAD, self.START):
+                continue
+            out.append("?" if i == self.UNK else self.itos[i])
+        return "".join(out)
+
+    def labels(self, ids) -> list:
+        """Printable labels of ids, specials included (for heatmaps)."""
+        return [self.itos[i] if 0 <= i < len(self.itos) else "?" for i in
+                (ids.tolist() if torch.is_tensor(ids) else ids)]
+
