@@ -2,6 +2,7 @@
 
     doctor                                       is this machine ready? each problem with its fix
     execute [NOTEBOOK ...] [--quick] [--out DIR]   re-run notebooks (default: all, in place)
+    student [--out DIR]                          the student version (default build/student/)
 """
 from __future__ import annotations
 
@@ -57,6 +58,18 @@ def execute(args) -> int:
     return 1 if failed else 0
 
 
+def student(args) -> int:
+    """Write the student version of the course: solutions replaced by stubs with hints."""
+    from .student import make_student_version
+
+    paths = make_student_version(NOTEBOOKS, Path(args.out))
+    for p in paths:
+        print(f"wrote {p}")
+    print(f"{len(paths)} student notebooks in {args.out}; copy the folder to your students "
+          "(they also need this package: pip install -r requirements.txt)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genai_helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,6 +82,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="write executed notebooks into this folder instead of in place")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     p.set_defaults(func=execute)
+    st = sub.add_parser("student", help="write the student version of the notebooks")
+    st.add_argument("--out", default=str(REPO / "build" / "student"), help="output folder")
+    st.set_defaults(func=student)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -43,6 +43,8 @@ def save_checkpoint(path, state: dict, **extra) -> Path:
                "rng": {"torch": torch.get_rng_state(),
                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
                **extra}
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process that was killed
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:

@@ -32,11 +32,12 @@ class Report:
     def fail(self, case: str, why: str):
         self.failures.append(f"{case}: {why}")
 
-    def finish(self) -> bool:
+    def finish(self) -> None:
+        """Print the verdict; raise CheckFailed if anything failed."""
         total = len(self.passed) + len(self.failures)
         if not self.failures:
             print(f"✅ {self.name}: all {total} checks passed ({'; '.join(self.passed)}).")
-            return True
+            return
         lines = [f"❌ {self.name}: {len(self.failures)} of {total} checks failed."]
         lines += [f"   - {f}" for f in self.failures]
         if self.passed:
@@ -101,7 +102,7 @@ def compare(out, ref, mistakes: dict, what: str, atol=1e-4, rtol=1e-4) -> str | 
 
 # --- chapter 00: the warm-up -----------------------------------------------------------------
 
-def check_to_unit(fn) -> bool:
+def check_to_unit(fn) -> None:
     """Exercise 0.1: to_unit(uint8 images) -> float32 images in [0, 1], same shape."""
     _require_callable(fn, "to_unit", "check_to_unit(to_unit)")
     r = Report("to_unit")
@@ -140,7 +141,7 @@ def _latent_cases():
     }
 
 
-def check_kl(fn) -> bool:
+def check_kl(fn) -> None:
     """Exercise: kl_term(mu, logvar) -> KL(N(mu, diag sigma^2) || N(0, I)) per example, shape (B,)."""
     _require_callable(fn, "kl_term", "check_kl(kl_term)")
     r = Report("kl_term")
@@ -173,7 +174,7 @@ def check_kl(fn) -> bool:
     return r.finish()
 
 
-def check_reparameterize(fn) -> bool:
+def check_reparameterize(fn) -> None:
     """Exercise: reparameterize(mu, logvar) -> z = mu + sigma * eps, differentiable in mu and logvar."""
     _require_callable(fn, "reparameterize", "check_reparameterize(reparameterize)")
     r = Report("reparameterize")
@@ -229,7 +230,7 @@ def _pixel_cases():
     }
 
 
-def check_reconstruction(fn) -> bool:
+def check_reconstruction(fn) -> None:
     """Exercise: reconstruction_term(logits, x) -> -log p(x|z), Bernoulli, summed over pixels, (B,)."""
     _require_callable(fn, "reconstruction_term", "check_reconstruction(reconstruction_term)")
     r = Report("reconstruction_term")
@@ -263,7 +264,7 @@ def check_reconstruction(fn) -> bool:
     return r.finish()
 
 
-def check_neg_elbo(fn) -> bool:
+def check_neg_elbo(fn) -> None:
     """Exercise: neg_elbo(logits, x, mu, logvar) -> reconstruction + KL per image, shape (B,)."""
     _require_callable(fn, "neg_elbo", "check_neg_elbo(neg_elbo)")
     r = Report("neg_elbo")

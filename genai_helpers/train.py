@@ -28,6 +28,9 @@ from .checkpoint import (CheckpointError, load_checkpoint, mismatches, read_chec
 from .runtime import data_dir, is_quick
 
 
+SAVE_SECONDS = 30.0  # default time between checkpoints
+
+
 @dataclass
 class History:
     """Per-step losses, per-epoch evaluations, and where training stands."""
@@ -181,7 +184,7 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         file is loaded and training continues from it (a finished one is simply a cache hit);
         one from another model, config or dataset is moved aside and training starts anew.
     config: plain values (hyper-parameters) that must match for a checkpoint to be reused.
-    checkpoint_every: steps between checkpoints (default: every epoch).
+    checkpoint_every: steps between checkpoints (default: every 30 s of training, and at the end).
     log_every: steps between reading losses back from the device (default 1 on CPU, 25 on GPU).
     """
     data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
@@ -219,7 +222,7 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
                 else contextlib.nullcontext())
     guard = _Guard(state)
     pending: list = []  # per-step loss dicts not yet read back from the device
-    save_every = checkpoint_every or n_batches
+    last_save = [time.perf_counter(), history.step]
     t0, secs0 = time.perf_counter(), history.seconds
 
     def position():
@@ -237,10 +240,17 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
             history.stopped = problem + ("; the weights of the last good step were restored."
                                          if pos is not None else "; no finite weights were left.")
 
-    def save():
-        if path is not None:
-            history.seconds = secs0 + time.perf_counter() - t0
-            save_checkpoint(path, state, history=history.to_dict(), meta=meta, epochs=epochs)
+    def save(force: bool = False):
+        """Write the checkpoint when it is due (or forced); only ever at a verified step."""
+        if path is None:
+            return
+        now = time.perf_counter()
+        if not force and (history.step - last_save[1] < checkpoint_every if checkpoint_every
+                          else now - last_save[0] < SAVE_SECONDS):
+            return
+        history.seconds = secs0 + now - t0
+        save_checkpoint(path, state, history=history.to_dict(), meta=meta, epochs=epochs)
+        last_save[:] = [time.perf_counter(), history.step]
 
     def flush() -> str | None:
         """Move pending losses into the history; return a message for the first non-finite one."""
@@ -292,13 +302,12 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
                             rewind(problem)
                             break
                         guard.take(position())
+                        save()
                     if bar is not None:
                         bar.update(1)
                         if history.batch % 10 == 0 and history.losses:
                             bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.losses.items()},
                                             refresh=False)
-                    if history.step % save_every == 0 and history.batch < len(batches):
-                        save()
                     if sigint.hit:
                         raise KeyboardInterrupt
                 if history.stopped is None and history.batch >= len(batches):
@@ -310,19 +319,21 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
                     history.seconds = secs0 + time.perf_counter() - t0
                     if live is not None:
                         live.update(history)
-                    save()
+                    save(force=history.epoch == epochs)
     except KeyboardInterrupt:
         if flush() is not None or not sigint.hit:
             rewind()  # interrupted inside a step, or a pending loss was bad: undo unverified steps
         history.stopped = (f"interrupted at step {history.step} (epoch {history.epoch + 1}); "
                            "the model and history are kept: call fit(..., history=hist) to continue")
-        save()
+        save(force=True)
     finally:
         if bar is not None:
             bar.close()
         for m in modules:
             m.eval()
     history.seconds = secs0 + time.perf_counter() - t0
+    if history.stopped and not history.stopped.startswith("interrupted"):
+        save(force=True)  # the restored, last good state
     if live is not None:
         live.update(history, final=True)
     if history.stopped:
