@@ -73,5 +73,6 @@ def test_student_notebook_stops_at_its_first_exercise_with_the_hint(student_dir,
         client.execute()
     failed = [i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert failed == [first], f"{name}: expected to stop at cell {first}, stopped at {failed}"
-    assert "CheckFailed" in str(err.value) and "not implemented yet" in str(err.value)
-    assert "Hint:" in str(err.value)
+    (error,) = [o for o in nb.cells[first].outputs if o.output_type == "error"]
+    assert error.ename == "CheckFailed"
+    assert "not implemented yet" in str(err.value) and "Hint:" in str(err.value)
