@@ -57,7 +57,7 @@ class AdditiveAttention(nn.Module):
     def __init__(self, query_dim: int, key_dim: int, attn_dim: int):
         super().__init__()
         self.W_k = nn.Linear(key_dim, attn_dim, bias=False)
-        self.W_q = nn.Linear(query_dim, attn_dim)
+        self.W_q = nn.Linear(query_dim, attn_dim, bias=False)
         self.v = nn.Linear(attn_dim, 1, bias=False)
 
     def keys(self, states):
@@ -513,3 +513,36 @@ def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
     elif prob < 0.5:
         notes.append(f"the model is unsure: probability {prob:.2f} for this answer")
     return Translation(text, iso, att, "; ".join(notes), src, out, prob)
+
+
+# --- the longer-input variant: lists of dates ----------------------------------------------------
+
+LISTS = {"max_dates": 3, "steps": {"full": 300, "quick": 40}, "batch_size": {"full": 64, "quick": 32}}
+
+
+@functools.lru_cache(maxsize=4)
+def _list_data(quick: bool) -> DateData:
+    steps, bs = LISTS["steps"], LISTS["batch_size"]
+    n = steps["quick"] * bs["quick"] if quick else steps["full"] * bs["full"]
+    return date_data(n, n_test=600 if quick else 3000, max_dates=LISTS["max_dates"])
+
+
+def list_data() -> DateData:
+    """Lists of 1 to 3 dates ("28 nov 2026; 3/4/87") -> their ISO forms, split by date."""
+    from .runtime import is_quick
+
+    return _list_data(is_quick())
+
+
+def list_translator(attention: bool = True, plot: bool = True):
+    """The reference model (with or without attention) trained further on lists of dates."""
+    from .runtime import is_quick, pick
+
+    key = ("lists", attention, is_quick())
+    if key not in _MODELS:
+        start, _ = reference_translator(attention, plot=False)
+        name = "seq2seq_date_lists_" + ("attention" if attention else "bottleneck")
+        _MODELS[key] = train_seq2seq(
+            list_data(), attention=attention, size=REFERENCE["size"], steps=pick(**LISTS["steps"]),
+            batch_size=pick(**LISTS["batch_size"]), name=name, plot=plot, init=start)
+    return _MODELS[key]

@@ -4,17 +4,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_checks import verdict  # the verdict, or "passed"
 
 from genai_helpers import checks
-from genai_helpers.checks import CheckFailed
-
-
-def verdict(checker, fn):
-    try:
-        checker(fn)
-    except CheckFailed as e:
-        return str(e)
-    return "passed"
 
 
 # 4.1 additive scores
