@@ -35,9 +35,10 @@ def execute(args) -> int:
     """Run notebooks top to bottom with a fresh kernel; write them back with their outputs."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     os.environ["GENAI_QUICK"] = "1" if args.quick else "0"
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tests/conftest.py
     failed = 0
     for path in _notebooks(args.notebooks):
         nb = nbformat.read(path, as_version=4)
@@ -48,7 +49,7 @@ def execute(args) -> int:
         try:
             client.execute()
             status = "ok"
-        except CellExecutionError as e:
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
             status = f"FAILED: {str(e).strip().splitlines()[-1][:200]}"
             failed += 1
         target = Path(args.out) / path.name if args.out else path
