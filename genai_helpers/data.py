@@ -166,9 +166,9 @@ def _read_sample(test_per_class: int = 100, seed: int = 0):
         idx = perm[y[perm] == c]
         test.append(idx[:test_per_class])
         train.append(idx[test_per_class:])
-    train = torch.cat(train)[torch.randperm(len(y) - 10 * test_per_class,
-                                           generator=torch.Generator().manual_seed(seed + 1))]
-    test = torch.cat(test)
+    g = torch.Generator().manual_seed(seed + 1)
+    train, test = torch.cat(train), torch.cat(test)
+    train, test = train[torch.randperm(len(train), generator=g)], test[torch.randperm(len(test), generator=g)]
     return x[train], y[train], x[test], y[test]
 
 
