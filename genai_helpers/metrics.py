@@ -1,0 +1,182 @@
+"""Measuring generative models: mode coverage on toy data, and for MNIST a small classifier whose
+features give a classifier-FID, an Inception-Score-style number and class coverage.
+
+Inception-v3 weights (the usual FID features) cannot be downloaded offline and know nothing
+of digits; a small MNIST classifier trained once (and cached) plays their role here.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import MNIST
+from .runtime import pick
+from .schedules import LinearDecay
+from .train import adam, epochs_for, fit, steps_per_epoch
+
+# --- toy data: modes covered and high-quality samples -----------------------------------------
+
+
+def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float,
+                  min_count: int | None = None) -> dict:
+    """Modes covered and share of high-quality samples (VEEGAN / PacGAN style).
+
+    A sample is high quality when it lies within 3 std of its nearest centre. A mode is covered
+    when at least `min_count` high-quality samples fall on it (default: a fifth of its fair share,
+    n / (5 * modes), so that a few stray points do not count as covering a mode).
+    Returns {"modes": int, "high_quality": float in [0, 1], "counts": high-quality samples per mode}.
+    """
+    if not torch.is_tensor(samples) or samples.dim() != 2 or samples.shape[1] != centres.shape[1]:
+        raise ValueError(f"samples must be a tensor of shape (n, {centres.shape[1]}), "
+                         f"got {getattr(samples, 'shape', type(samples).__name__)}")
+    samples = samples.detach().float().cpu()
+    centres = centres.float().cpu()
+    n, k = len(samples), len(centres)
+    dist = torch.cdist(samples, centres)
+    nearest, which = dist.min(1)
+    good = nearest < 3 * std
+    counts = torch.bincount(which[good], minlength=k)
+    min_count = max(1, n // (5 * k)) if min_count is None else min_count
+    return {"modes": int((counts >= min_count).sum()), "high_quality": good.float().mean().item(),
+            "counts": counts}
+
+
+# --- the MNIST classifier ---------------------------------------------------------------------
+
+class MnistClassifier(nn.Module):
+    """Two strided convs and a 128-unit feature layer; `features(x)` are the FID features."""
+
+    num_features = 128
+
+    def __init__(self, width: int = 32, dropout: float = 0.25):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(1, w, 4, 2, 1), nn.ReLU(),  # 14x14
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),  # 7x7
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * w * 49, self.num_features), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, 10))
+
+    def features(self, x):
+        """Penultimate-layer features of images in [0, 1], shape (N, 128)."""
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def _check_images(x) -> torch.Tensor:
+    if not torch.is_tensor(x) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise ValueError("expected MNIST-shaped images, a tensor (N, 1, 28, 28) with values in [0, 1]; "
+                         f"got {getattr(x, 'shape', type(x).__name__)}")
+    if x.min() < -0.01:
+        raise ValueError("the images have negative values: pass them in [0, 1] "
+                         "(a tanh generator's output x becomes (x + 1) / 2; G.sample does it)")
+    return x.float()
+
+
+@torch.no_grad()
+def _batched(fn, x, batch: int = 1000) -> torch.Tensor:
+    return torch.cat([fn(b) for b in x.split(batch)])
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x, y) -> float:
+    """Share of images whose predicted class is the label."""
+    was = model.training
+    model.eval()
+    pred = _batched(model, _check_images(x)).argmax(1)
+    model.train(was)
+    return (pred == y).float().mean().item()
+
+
+CLASSIFIER_STEPS = {"full": 800, "quick": 400}
+
+
+def mnist_classifier(mnist: MNIST, plot: bool = False) -> MnistClassifier:
+    """The course's MNIST classifier (98% test accuracy on the offline sample), trained once with
+    random 2-pixel shifts and cached as data/checkpoints/mnist_classifier[-quick].pt; in eval mode."""
+    from .vae import random_shift
+
+    torch.manual_seed(0)
+    model = MnistClassifier().to(mnist.device)
+    opt = adam(model.parameters(), lr=2e-3)
+    epochs = epochs_for(pick(**CLASSIFIER_STEPS), len(mnist.train_x), 128)
+    schedule = LinearDecay([opt], epochs * steps_per_epoch(len(mnist.train_x), 128), 0.5)
+
+    def step(batch):
+        x, y = batch
+        schedule()
+        loss = F.cross_entropy(model(random_shift(x, 2)), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss}
+
+    fit(step, (mnist.train_x, mnist.train_labels), state={"model": model, "opt": opt}, epochs=epochs,
+        batch_size=128, eval_fn=lambda: {"test_accuracy": accuracy(model, mnist.test_x, mnist.test_labels)},
+        checkpoint="mnist_classifier", config={"model": "MnistClassifier-1", "data": mnist.source},
+        desc="MNIST classifier", plot=plot)
+    return model.eval()
+
+
+# --- scores computed from the classifier ------------------------------------------------------
+
+@torch.no_grad()
+def classifier_features(classifier: MnistClassifier, images) -> torch.Tensor:
+    """The classifier's 128 features of each image (in [0, 1]), as float64 on the CPU."""
+    classifier.eval()
+    return _batched(classifier.features, _check_images(images)).double().cpu()
+
+
+def gaussian_stats(features: torch.Tensor):
+    """Mean and (unbiased) covariance of feature vectors (N, d), in float64."""
+    f = features.double()
+    if len(f) < 2:
+        raise ValueError("FID needs at least 2 samples per set")
+    return f.mean(0), torch.cov(f.T)
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance of N(mu1, sigma1) and N(mu2, sigma2):
+    |mu1 - mu2|^2 + tr(sigma1 + sigma2 - 2 (sigma1^1/2 sigma2 sigma1^1/2)^1/2)."""
+    mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
+    vals, vecs = torch.linalg.eigh(sigma1)
+    root1 = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+    cross = torch.linalg.eigvalsh(root1 @ sigma2 @ root1).clamp(min=0).sqrt().sum()
+    return float((mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * cross)
+
+
+def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
+    """FID between two sets of feature vectors, each (N, d)."""
+    return frechet_distance(*gaussian_stats(f1), *gaussian_stats(f2))
+
+
+@torch.no_grad()
+def class_probs(classifier: MnistClassifier, images) -> torch.Tensor:
+    classifier.eval()
+    return _batched(lambda b: classifier(b).softmax(1), _check_images(images)).double().cpu()
+
+
+def inception_score(probs: torch.Tensor) -> float:
+    """exp(E_x KL(p(y|x) || p(y))): 1 for one blurry class, 10 for confident, balanced digits."""
+    p_y = probs.mean(0, keepdim=True)
+    kl = (probs * (probs.clamp_min(1e-12).log() - p_y.clamp_min(1e-12).log())).sum(1)
+    return math.exp(kl.mean().item())
+
+
+def evaluate_images(classifier: MnistClassifier, images, reference_features: torch.Tensor) -> dict:
+    """Classifier-FID against reference features, IS-style score and class shares of `images`."""
+    probs = class_probs(classifier, images)
+    shares = torch.bincount(probs.argmax(1), minlength=10).double() / len(probs)
+    return {"fid": fid_from_features(classifier_features(classifier, images), reference_features),
+            "inception_score": inception_score(probs), "min_class_share": shares.min().item(),
+            "class_shares": shares}
+
+
+def fid_sample_size(mnist: MNIST) -> int:
+    """Images per set for the chapter's FID: the size of the test set, at most 10,000."""
+    return pick(full=min(10_000, len(mnist.test_x)), quick=min(1_000, len(mnist.test_x)))
