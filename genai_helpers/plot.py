@@ -171,3 +171,31 @@ def manifold_grid(decode, n: int = 15, ax=None, title: str | None = None, device
     imgs = decode(zz.to(device) if device is not None else zz)
     ax = image_grid(imgs, nrow=n, ax=ax or plt.subplots(figsize=(5.5, 5.5))[1], title=title)
     return ax
+
+
+def ring_snapshots(snapshots, steps, real, centres, title: str | None = None, lim: float = 3.0):
+    """One panel per snapshot of a GAN on 2-D data: D(x) as background (red: D says real),
+    real points in black, generated points in blue; modes covered and high-quality share above."""
+    n = len(snapshots)
+    fig, axes = plt.subplots(1, n, figsize=(2.05 * n, 2.35), squeeze=False)
+    real = real.detach().float().cpu()[:1000]
+    for ax, snap, step in zip(axes[0], snapshots, steps):
+        if snap.get("surface") is not None:
+            ax.imshow(snap["surface"].numpy(), extent=(-lim, lim, -lim, lim), cmap="RdBu_r", vmin=0,
+                      vmax=1, alpha=0.55, interpolation="bilinear")
+        ax.scatter(real[:, 0], real[:, 1], s=2, c="k", alpha=0.5, linewidths=0)
+        s = snap["samples"][:1000]
+        ax.scatter(s[:, 0], s[:, 1], s=2, c="tab:blue", alpha=0.6, linewidths=0)
+        c = centres.cpu()
+        ax.scatter(c[:, 0], c[:, 1], s=30, facecolors="none", edgecolors="0.4", linewidths=0.6)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_aspect("equal")
+        ax.set_title(f"step {step}\n{snap['modes']}/{len(c)} modes, {100 * snap['high_quality']:.0f}% HQ",
+                     fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

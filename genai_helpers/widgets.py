@@ -194,3 +194,98 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
     demo = Demo([W.HBox([W.VBox([s_mu, s_sigma, *buttons]), image]), label], lambda: image.value)
     demo.show, demo.update, demo.sliders, demo.buttons = show, update, (s_mu, s_sigma), buttons
     return demo
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t) -> torch.Tensor:
+    """Spherical interpolation between latent codes (rows of z0, z1) at fractions t in [0, 1].
+
+    Between two draws from N(0, I) a straight line passes through codes of unusually small
+    norm, which the generator rarely saw; the arc keeps the norm typical.
+    """
+    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)
+    cos = torch.nn.functional.cosine_similarity(z0, z1, dim=-1).clamp(-1 + 1e-7, 1 - 1e-7)
+    omega = torch.arccos(cos).reshape(-1, 1) if z0.dim() > 1 else torch.arccos(cos)
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo:
+    """Walk a GAN generator's latent space: two seeds give two codes z_A and z_B, a slider moves
+    along the arc between them, another moves off it along one of 10 random directions.
+
+    G: a generator with `latent_dim` and `sample`-style output (images in [-1, 1] or [0, 1]).
+    classify: optional function images -> class probabilities (N, 10), shown under the digit.
+    The Demo exposes `update()` (one move: returns the image array), `sliders` and `label`.
+    """
+    import time
+
+    from .plot import to_images
+
+    dim = getattr(G, "latent_dim", None)
+    if not isinstance(dim, int) or not callable(G):
+        raise TypeError("latent_walk needs a generator module with an integer `latent_dim` "
+                        f"(e.g. one of gh.gan's generators), got {type(G).__name__}")
+    dev = next(G.parameters()).device
+    directions = torch.nn.functional.normalize(torch.randn(10, dim, generator=torch.Generator().manual_seed(123)), dim=1)
+    s_a = W.IntSlider(0, min=0, max=max_seed, description="seed A", continuous_update=True)
+    s_b = W.IntSlider(1, min=0, max=max_seed, description="seed B", continuous_update=True)
+    s_t = W.FloatSlider(0.0, min=0.0, max=1.0, step=0.02, description="A → B", continuous_update=True)
+    s_dir = W.IntSlider(0, min=0, max=9, description="direction", continuous_update=True)
+    s_dist = W.FloatSlider(0.0, min=-4.0, max=4.0, step=0.1, description="distance", continuous_update=True)
+    digit = W.Image(format="png", layout=W.Layout(width="168px", height="168px"))
+    strip = W.Image(format="png", layout=W.Layout(width=f"{n_strip * 56}px"))
+    label = W.HTML()
+    cache: dict = {}
+
+    def code(seed: int) -> torch.Tensor:
+        return torch.randn(dim, generator=torch.Generator().manual_seed(int(seed)))
+
+    @torch.no_grad()
+    def images(z: torch.Tensor) -> np.ndarray:
+        was = G.training
+        G.eval()
+        try:
+            return to_images(G(z.to(dev)))
+        finally:
+            G.train(was)
+
+    @torch.no_grad()
+    def update(*_):
+        t0 = time.perf_counter()
+        try:
+            za, zb = code(s_a.value), code(s_b.value)
+            if cache.get("seeds") != (s_a.value, s_b.value):
+                ts = torch.linspace(0, 1, n_strip)
+                row = images(slerp(za.expand(n_strip, dim), zb.expand(n_strip, dim), ts))
+                cache["seeds"], cache["strip"] = (s_a.value, s_b.value), np.concatenate(
+                    [np.pad(im, 1, constant_values=0.5) for im in row], axis=1)
+                strip.value = png_bytes(cache["strip"], scale=2)
+            z = slerp(za[None], zb[None], s_t.value)[0] + s_dist.value * directions[s_dir.value]
+            img = images(z[None])[0]
+            digit.value = png_bytes(img, scale=6)
+            text = f"|z| = {z.norm():.2f} (typical {dim ** 0.5:.1f})"
+            if classify is not None:
+                p = classify(torch.as_tensor(img)[None, None].to(dev)).float().cpu()[0]
+                text += f" &nbsp; classifier: <b>{int(p.argmax())}</b> ({p.max():.2f})"
+            label.value = f"{text} &nbsp; <span style='color:#888'>{1000 * (time.perf_counter() - t0):.0f} ms</span>"
+            cache["image"] = img
+            return img
+        except Exception as e:  # noqa: BLE001 -- shown in the page, not as a traceback
+            label.value = f"⚠️ {type(e).__name__}: {e}"
+            return None
+
+    def snapshot():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(7.5, 1.9), dpi=80, gridspec_kw={"width_ratios": [1, 4.5]})
+        a.imshow(cache.get("image", np.zeros((28, 28))), cmap="gray", vmin=0, vmax=1)
+        b.imshow(cache.get("strip", np.zeros((30, 30 * n_strip))), cmap="gray", vmin=0, vmax=1)
+        a.set_title(f"A={s_a.value}, B={s_b.value}, t={s_t.value:.2f}", fontsize=8)
+        b.set_title("the arc from z_A (left) to z_B (right)", fontsize=8)
+        for x in (a, b):
+            x.set_axis_off()
+        return figure_png(fig)
+
+    for s in (s_a, s_b, s_t, s_dir, s_dist):
+        s.observe(update, "value")
+    update()
+    demo = Demo([W.HBox([W.VBox([s_a, s_b, s_t, s_dir, s_dist]), W.VBox([digit, label])]), strip], snapshot)
+    demo.update, demo.sliders, demo.label = update, (s_a, s_b, s_t, s_dir, s_dist), label
+    return demo

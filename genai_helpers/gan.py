@@ -1,0 +1,343 @@
+"""Reference GANs for chapter 03: an MLP GAN for 2-D toy data, an MLP GAN and a DCGAN for MNIST,
+their training steps, and cached reference models that later chapters reuse.
+
+Generators output tanh values in [-1, 1] (MNIST is scaled to match); `sample` returns images
+in [0, 1] like the VAE's. Discriminators return logits f(x), with D(x) = sigmoid(f(x)).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .data import MNIST
+from .losses import discriminator_loss, generator_loss_nonsaturating, generator_loss_saturating
+from .runtime import pick
+from .schedules import LinearDecay
+from .train import History, adam, epochs_for, fit, steps_per_epoch
+
+G_LOSSES = {"nonsaturating": generator_loss_nonsaturating, "saturating": generator_loss_saturating}
+
+
+def _mlp(sizes, act) -> list:
+    layers = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), act()]
+    return layers[:-1]
+
+
+class Generator(nn.Module):
+    """Base class: `latent_dim`, `noise(n)` and `sample(n)` shared by all generators."""
+
+    latent_dim: int
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latent codes z ~ N(0, I) on the model's device (drawn on the CPU when seeded)."""
+        dev = next(self.parameters()).device
+        if generator is None:
+            return torch.randn(n, self.latent_dim, device=dev)
+        return torch.randn(n, self.latent_dim, generator=generator).to(dev)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples in eval mode; images are returned in [0, 1]."""
+        was = self.training
+        self.eval()
+        x = self(self.noise(n, generator))
+        self.train(was)
+        return (x + 1) / 2 if x.dim() == 4 else x
+
+
+class MLPGenerator(Generator):
+    """z -> hidden layers (ReLU) -> out_dim; tanh and a 28x28 image shape when `image`."""
+
+    def __init__(self, latent_dim: int = 2, hidden=(128, 128), out_dim: int = 2, image: bool = False):
+        super().__init__()
+        self.latent_dim = latent_dim
+        layers = _mlp([latent_dim, *hidden, out_dim], nn.ReLU)
+        if image:
+            layers += [nn.Tanh(), nn.Unflatten(1, (1, 28, 28))]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """x (flattened) -> hidden layers (LeakyReLU 0.2) -> one logit per example."""
+
+    def __init__(self, in_dim: int = 2, hidden=(128, 128)):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), *_mlp([in_dim, *hidden, 1], lambda: nn.LeakyReLU(0.2)))
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+class Packed(nn.Module):
+    """PacGAN (Lin et al. 2018): the discriminator judges `pack` samples at once, concatenated.
+
+    A generator that puts all its samples on one mode makes packs of near-identical points,
+    which real packs almost never are, so collapse becomes visible to D. The pack is stacked
+    along dimension 1 (features or channels), so `inner` takes pack times as many; the logits
+    have batch / pack rows (the batch must divide by pack).
+    """
+
+    def __init__(self, inner: nn.Module, pack: int = 2):
+        super().__init__()
+        self.inner, self.pack = inner, pack
+
+    def forward(self, x):
+        if len(x) % self.pack:
+            raise ValueError(f"PacGAN needs a batch size divisible by pack={self.pack}, got {len(x)}")
+        return self.inner(x.reshape(len(x) // self.pack, self.pack * x.shape[1], *x.shape[2:]))
+
+
+class DCGANGenerator(Generator):
+    """z -> linear -> (2w, 7, 7) -> transposed convs 7 -> 14 -> 28 with batch norm and ReLU,
+    then a 3x3 conv to one channel and tanh."""
+
+    def __init__(self, latent_dim: int = 32, width: int = 32):
+        super().__init__()
+        self.latent_dim = latent_dim
+        w = width
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, 2 * w * 49, bias=False), nn.BatchNorm1d(2 * w * 49), nn.ReLU(),
+            nn.Unflatten(1, (2 * w, 7, 7)),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),  # 14x14
+            nn.ConvTranspose2d(w, w // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(w // 2), nn.ReLU(),  # 28x28
+            nn.Conv2d(w // 2, 1, 3, 1, 1), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    """Strided convs 28 -> 14 -> 7 with LeakyReLU 0.2, dropout, one logit. No batch norm, so real
+    and fake batches can share one forward pass."""
+
+    def __init__(self, width: int = 32, dropout: float = 0.3):
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),  # 14x14
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2),  # 7x7
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * w * 49, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+# --- one training step: D on real and fake, then G through D ----------------------------------
+
+def discriminator_step(D, opt_d, real, fake) -> dict:
+    """One update of D: minimise -[log D(x) + log(1 - D(G(z)))], fakes detached from G."""
+    logits = D(torch.cat([real, fake.detach()])).float()
+    real_logits, fake_logits = logits[:len(logits) // 2], logits[len(logits) // 2:]
+    loss = discriminator_loss(real_logits, fake_logits)
+    opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_d.step()
+    return {"loss_D": loss.detach(), "D(x)": torch.sigmoid(real_logits.detach()).mean()}
+
+
+def generator_step(D, opt_g, fake, loss: str = "nonsaturating") -> dict:
+    """One update of G through D's verdict on its fakes (only G's optimiser steps)."""
+    fake_logits = D(fake).float()
+    g_loss = G_LOSSES[loss](fake_logits)
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return {"loss_G": g_loss.detach(), "D(G(z))": torch.sigmoid(fake_logits.detach()).mean()}
+
+
+def _steps_taken(opt) -> int:
+    """Optimisation steps an Adam optimiser has taken (0 when fresh); survives checkpoints."""
+    return int(next(iter(opt.state.values()), {}).get("step", 0))
+
+
+def make_step(G, D, opt_g, opt_d, loss: str = "nonsaturating", total_steps: int = 0,
+              decay: float = 0.0, monitor=None):
+    """The step function for `gh.fit`: one D update and one G update per batch of real data.
+
+    The fake batch is generated once and used twice: detached for D, with its graph for G.
+    decay: over the last `decay` fraction of `total_steps`, both learning rates fall linearly
+    to zero, which damps the oscillations of the two-player game at the end of training.
+    monitor: called as monitor(step) every monitor.every steps (e.g. an `MnistMonitor`).
+    """
+    if loss not in G_LOSSES:
+        raise ValueError(f"loss must be one of {sorted(G_LOSSES)}, not {loss!r}")
+    schedule = LinearDecay((opt_g, opt_d), total_steps, decay) if decay else None
+    done = []  # steps taken, read once from the optimiser so that a resumed run counts on
+
+    def step(real):
+        if not done:
+            done.append(_steps_taken(opt_g))
+        done[0] += 1
+        if schedule is not None:
+            schedule()
+        fake = G(G.noise(len(real)))
+        out = {**discriminator_step(D, opt_d, real, fake), **generator_step(D, opt_g, fake, loss)}
+        if monitor is not None and done[0] % monitor.every == 0:
+            monitor(done[0])
+        return out
+
+    return step
+
+
+def train_gan(G, D, data, *, steps: int, batch_size: int = 64, lr: float = 2e-4, betas=(0.5, 0.999),
+              loss: str = "nonsaturating", decay: float = 0.0, monitor=None, eval_fn=None,
+              name: str | None = None, config: dict | None = None, seed: int = 0, plot: bool = True,
+              desc: str = "GAN") -> History:
+    """Train G and D on `data` (a tensor on the device) for about `steps` steps with `gh.fit`.
+
+    Adam with beta1 = 0.5 for both players (Radford et al. 2016); see `make_step` for `decay`
+    and `monitor`.
+    """
+    opt_g = adam(G.parameters(), lr=lr, betas=betas)
+    opt_d = adam(D.parameters(), lr=lr, betas=betas)
+    epochs = epochs_for(steps, len(data), batch_size)
+    total = epochs * steps_per_epoch(len(data), batch_size)
+    cfg = dict(lr=lr, betas=list(betas), loss=loss, decay=decay, **(config or {}))
+    return fit(make_step(G, D, opt_g, opt_d, loss, total, decay, monitor), data,
+               state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, epochs=epochs,
+               batch_size=batch_size, eval_fn=eval_fn, checkpoint=name, config=cfg, seed=seed,
+               desc=name or desc, plot=plot)
+
+
+def scaled(mnist: MNIST) -> torch.Tensor:
+    """MNIST training images in [-1, 1], the range of a tanh generator."""
+    return mnist.train_x * 2 - 1
+
+
+# --- MNIST GANs: a monitor and the chapter's reference models, cached for later chapters -------
+
+class MnistMonitor:
+    """Called every `every` steps during training: classifier-FID (against `reference` features),
+    Inception-Score-style score and smallest class share of `n` samples, and a row of images from
+    fixed noise. `records` (one dict per call) and `grids` are saved beside the checkpoint."""
+
+    def __init__(self, G, classifier, reference: torch.Tensor, every: int, n: int = 1000,
+                 n_grid: int = 10, seed: int = 1):
+        self.G, self.classifier, self.reference, self.every, self.n = G, classifier, reference, every, n
+        self.z = G.noise(n_grid, torch.Generator().manual_seed(seed))
+        self.seed = seed + 1
+        self.records: list[dict] = []
+        self.grids: list[torch.Tensor] = []
+
+    @torch.no_grad()
+    def __call__(self, step: int) -> dict:
+        from .metrics import evaluate_images
+
+        r = evaluate_images(self.classifier, self.G.sample(self.n, torch.Generator().manual_seed(self.seed)).float(),
+                            self.reference)
+        was = self.G.training
+        self.G.eval()
+        grid = ((self.G(self.z).float() + 1) / 2).clamp(0, 1).cpu()
+        self.G.train(was)
+        rec = {"step": step, "fid": r["fid"], "inception_score": r["inception_score"],
+               "min_class_share": r["min_class_share"]}
+        self.records = [x for x in self.records if x["step"] < step] + [rec]
+        self.grids = self.grids[:len(self.records) - 1] + [grid]
+        return rec
+
+    def curve(self, key: str) -> tuple[list, list]:
+        """(steps, values) of one recorded metric."""
+        return [r["step"] for r in self.records], [r[key] for r in self.records]
+
+    def save(self, path) -> None:
+        torch.save({"records": self.records, "grids": self.grids}, path)
+
+    def load(self, path) -> bool:
+        """Read records saved beside a checkpoint; False if there are none."""
+        from pathlib import Path
+
+        if not Path(path).exists():
+            return False
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        self.records, self.grids = saved["records"], saved["grids"]
+        return True
+
+
+@dataclass
+class TrainedGAN:
+    """A trained GAN: the generator, the discriminator, the loop's history and the monitor."""
+
+    G: Generator
+    D: nn.Module
+    history: History
+    monitor: MnistMonitor
+
+
+REFERENCE = {  # steps (full, quick), batch size, learning rate, decay; sized for 2 CPU cores
+    "gan_mlp": {"steps": (2400, 300), "batch_size": 64, "lr": 1e-3, "decay": 0.3},
+    "gan_dcgan": {"steps": (3000, 150), "batch_size": 64, "lr": 1e-3, "decay": 0.3},
+}
+
+
+def _reference(name: str, G, D, mnist: MNIST, plot: bool, model: str) -> TrainedGAN:
+    from .metrics import classifier_features, mnist_classifier
+    from .train import checkpoint_path
+
+    cfg = REFERENCE[name]
+    steps = pick(full=cfg["steps"][0], quick=cfg["steps"][1])
+    classifier = mnist_classifier(mnist)
+    reference = classifier_features(classifier, mnist.train_x[:10_000])
+    monitor = MnistMonitor(G, classifier, reference, every=max(1, steps // 12))
+    side = checkpoint_path(name).with_suffix(".monitor.pt")
+    if not checkpoint_path(name).exists() or not monitor.load(side):
+        monitor(0)
+    hist = train_gan(G, D, scaled(mnist), steps=steps, batch_size=cfg["batch_size"], lr=cfg["lr"],
+                     decay=cfg["decay"], monitor=monitor, name=name,
+                     config={"model": model, "data": mnist.source}, plot=plot)
+    if monitor.records[-1]["step"] != hist.step:
+        monitor(hist.step)  # the end of training
+    monitor.save(side)
+    return TrainedGAN(G, D, hist, monitor)
+
+
+def reference_mlp_gan(mnist: MNIST, plot: bool = True) -> TrainedGAN:
+    """Chapter 03's fixed MLP GAN on MNIST (cached in data/checkpoints; trains if absent)."""
+    torch.manual_seed(0)
+    G = MLPGenerator(64, (256, 512), 784, image=True).to(mnist.device)
+    D = MLPDiscriminator(784, (512, 256)).to(mnist.device)
+    return _reference("gan_mlp", G, D, mnist, plot, "MLP-GAN-1")
+
+
+def reference_dcgan(mnist: MNIST, plot: bool = True) -> TrainedGAN:
+    """Chapter 03's DCGAN on MNIST (cached in data/checkpoints; trains if absent)."""
+    torch.manual_seed(0)
+    G = DCGANGenerator(32, 32).to(mnist.device)
+    D = DCGANDiscriminator(32).to(mnist.device)
+    return _reference("gan_dcgan", G, D, mnist, plot, "DCGAN-1")
+
+
+class RingMonitor:
+    """eval_fn for `gh.fit` on the ring of Gaussians: after every epoch, modes covered and the
+    high-quality share of 2,500 samples from fixed noise; keeps the samples and D's verdict on a
+    grid (`snapshots`) for plots. Call it once before training to record the starting point."""
+
+    def __init__(self, G, D, centres: torch.Tensor, std: float = 0.02, n: int = 2500, lim: float = 3.0,
+                 grid: int = 61, seed: int = 1):
+        from .metrics import mode_coverage
+
+        self.G, self.D, self.centres, self.std, self.lim = G, D, centres, std, lim
+        self._coverage = mode_coverage
+        self.z = G.noise(n, torch.Generator().manual_seed(seed))
+        xs = torch.linspace(-lim, lim, grid)
+        self.grid = torch.stack(torch.meshgrid(xs, xs.flip(0), indexing="xy"), -1).reshape(-1, 2)
+        self.snapshots: list[dict] = []
+
+    @torch.no_grad()
+    def __call__(self) -> dict:
+        x = self.G(self.z).float()
+        r = self._coverage(x, self.centres, self.std)
+        surface = None
+        if not isinstance(self.D, Packed):  # a packed D judges pairs, not single points
+            n = int(len(self.grid) ** 0.5)
+            dev = self.z.device
+            surface = torch.sigmoid(self.D(self.grid.to(dev)).float()).view(n, n).cpu()
+        self.snapshots.append({"samples": x.cpu(), "surface": surface, **r})
+        return {"modes": r["modes"], "high_quality": r["high_quality"]}
