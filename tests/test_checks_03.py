@@ -1,0 +1,153 @@
+"""Chapter 03 checkers: right answers pass, typical mistakes are named, bad input is a message."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from genai_helpers import checks, losses
+from genai_helpers.checks import CheckFailed
+
+
+def verdict(checker, fn):
+    try:
+        checker(fn)
+    except CheckFailed as e:
+        return str(e)
+    return "passed"
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda f: F.softplus(-f).mean(), "passed"),
+    (lambda f: F.binary_cross_entropy_with_logits(f, torch.ones_like(f)), "passed"),
+    (lambda f: -F.softplus(f).mean(), "saturating loss"),
+    (lambda f: F.softplus(f).mean(), "label 1"),
+    (lambda f: -torch.log(torch.sigmoid(f)).mean(), "rounds to log(0)"),
+    (lambda f: F.softplus(-f).sum(), "summed over the batch"),
+    (lambda f: -F.softplus(-f).mean(), "wrong sign"),
+    (lambda f: F.softplus(-torch.sigmoid(f)).mean(), "sigmoid applied twice"),
+])
+def test_check_nonsaturating_loss(fn, words):
+    assert words in verdict(checks.check_nonsaturating_loss, fn)
+
+
+def d_step(D, opt, real, fake, *, detach=True, zero=True, loss=losses.discriminator_loss, step=True):
+    if zero:
+        opt.zero_grad()
+    value = loss(D(real), D(fake.detach() if detach else fake))
+    value.backward()
+    if step:
+        opt.step()
+    return value.detach()
+
+
+def bce_cat(real_logits, fake_logits):
+    logits = torch.cat([real_logits, fake_logits])
+    labels = torch.cat([torch.ones_like(real_logits), torch.zeros_like(fake_logits)])
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({}, "passed"),
+    ({"loss": bce_cat}, "passed"),  # mean over the concatenated batch: half the loss, accepted
+    ({"detach": False}, "detach the fakes"),
+    ({"zero": False}, "zero_grad()"),
+    ({"step": False}, "did not change"),
+    ({"loss": lambda a, b: -losses.discriminator_loss(a, b)}, "wrong sign"),
+    ({"loss": lambda a, b: F.softplus(a).mean() + F.softplus(-b).mean()}, "labels swapped"),
+    ({"loss": lambda a, b: F.softplus(-a).mean()}, "fakes' term is missing"),
+    ({"loss": lambda a, b: F.softplus(-a).sum() + F.softplus(b).sum()}, "summed over the batch"),
+])
+def test_check_discriminator_step(kw, words):
+    assert words in verdict(checks.check_discriminator_step, lambda *a: d_step(*a, **kw))
+
+
+def test_check_discriminator_step_return_value():
+    assert "return the loss" in verdict(checks.check_discriminator_step,
+                                        lambda *a: d_step(*a) and None)
+
+
+def g_step(D, opt, fake, *, zero=True, loss=losses.generator_loss_nonsaturating, detach=False):
+    if zero:
+        opt.zero_grad()
+    value = loss(D(fake.detach() if detach else fake))
+    value.backward()
+    opt.step()
+    return value.detach()
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({}, "passed"),
+    ({"loss": losses.generator_loss_saturating}, "saturating loss"),
+    ({"zero": False}, "zero_grad()"),
+    ({"loss": lambda f: -losses.generator_loss_nonsaturating(f)}, "wrong sign"),
+    ({"loss": lambda f: F.softplus(f).mean()}, "label 0"),
+    ({"detach": True}, "do not detach"),
+])
+def test_check_generator_step(kw, words):
+    assert words in verdict(checks.check_generator_step, lambda *a: g_step(*a, **kw))
+
+
+def test_check_generator_step_catches_a_step_of_d():
+    def both(D, opt, fake):
+        opt_d = torch.optim.SGD(D.parameters(), lr=0.1)
+        opt.zero_grad()
+        opt_d.zero_grad()
+        loss = losses.generator_loss_nonsaturating(D(fake))
+        loss.backward()
+        opt.step()
+        opt_d.step()  # the article's combined model: D trained to call fakes real
+        return loss
+
+    assert "ERRATA 16" in verdict(checks.check_generator_step, both)
+
+
+def hq_counts(samples, centres, std, radius=3.0, only_good=True):
+    d = torch.cdist(samples, centres)
+    near, which = d.min(1)
+    keep = near < radius * std if only_good else near >= 0
+    return torch.bincount(which[keep], minlength=len(centres))
+
+
+@pytest.mark.parametrize("fn, words", [
+    (hq_counts, "passed"),
+    (lambda s, c, std: hq_counts(s, c, std, only_good=False), "count only high-quality"),
+    (lambda s, c, std: hq_counts(s, c, std, radius=2.0), "not 2 std"),
+    (lambda s, c, std: hq_counts(s, c, std * std), "not 3 variances"),
+    (lambda s, c, std: hq_counts(s, c, std).float() / len(s), "not shares"),
+    (lambda s, c, std: hq_counts(s, c, std).sum(), "expected shape (8,)"),
+])
+def test_check_high_quality_counts(fn, words):
+    assert words in verdict(checks.check_high_quality_counts, fn)
+
+
+def fd_right(m1, s1, m2, s2):
+    vals, vecs = torch.linalg.eigh(s1)
+    r1 = vecs @ torch.diag(vals.sqrt()) @ vecs.T
+    return (m1 - m2).pow(2).sum() + s1.trace() + s2.trace() - 2 * torch.linalg.eigvalsh(r1 @ s2 @ r1).sqrt().sum()
+
+
+@pytest.mark.parametrize("fn, words", [
+    (fd_right, "passed"),
+    (lambda m1, s1, m2, s2: torch.linalg.eigvals(s1 @ s2).sqrt().real.sum() * -2 + (m1 - m2).pow(2).sum()
+     + s1.trace() + s2.trace(), "passed"),  # torchmetrics' way
+    (lambda m1, s1, m2, s2: (m1 - m2).pow(2).sum() + (s1 + s2 - 2 * s1 @ s2).trace(), "square root is missing"),
+    (lambda m1, s1, m2, s2: fd_right(m1, s1, m2, s2) - (m1 - m2).pow(2).sum(), "mean term is missing"),
+    (lambda m1, s1, m2, s2: fd_right(m1, s1, m2, s2).sqrt(), "square root of the distance"),
+    (lambda m1, s1, m2, s2: torch.linalg.eigvals(s1 @ s2).sqrt().sum() * -2 + s1.trace(), "complex"),
+])
+def test_check_frechet_distance(fn, words):
+    assert words in verdict(checks.check_frechet_distance, fn)
+
+
+@pytest.mark.parametrize("checker", [checks.check_nonsaturating_loss, checks.check_discriminator_step,
+                                     checks.check_generator_step, checks.check_high_quality_counts,
+                                     checks.check_frechet_distance])
+def test_bad_input_is_a_message(checker):
+    for bad in (None, 3, "my_function"):
+        assert "pass your function itself" in verdict(checker, bad)
+
+    def stub(*args):
+        raise NotImplementedError("write it")
+
+    v = verdict(checker, stub)
+    assert "not implemented yet" in v and "Hint: write it" in v
+    assert "raised ZeroDivisionError" in verdict(checker, lambda *a: 1 / 0)
