@@ -14,6 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
 def _notebooks(names) -> list[Path]:
@@ -42,6 +43,7 @@ def execute(args) -> int:
     failed = 0
     for path in _notebooks(args.notebooks):
         nb = nbformat.read(path, as_version=4)
+        nb.metadata["kernelspec"] = KERNELSPEC  # JupyterLab and Voila then start it without asking
         t = time.perf_counter()
         print(f"{path.name}: running ({'quick' if args.quick else 'full'} mode) ...", flush=True)
         client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
