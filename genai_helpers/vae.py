@@ -150,14 +150,15 @@ def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 
     return model, history
 
 
-REFERENCE_STEPS = {"full": 3100, "quick": 120}
+REFERENCE_STEPS = {16: (3100, 120), 2: (1550, 120)}  # latent size -> training steps (full, quick)
 
 
-def reference_vae(mnist: MNIST, plot: bool = True) -> tuple[VAE, History]:
-    """The 16-D VAE of chapter 02, with its settings; cached, so later chapters reuse it."""
+def reference_vae(mnist: MNIST, latent_dim: int = 16, plot: bool = True) -> tuple[VAE, History]:
+    """Chapter 02's VAEs (16-D, and 2-D for the latent map) with their settings; cached, so later
+    chapters and the demos reuse them."""
     from .runtime import pick
     from .train import epochs_for
 
-    steps = pick(full=REFERENCE_STEPS["full"], quick=REFERENCE_STEPS["quick"])
-    return train_vae(mnist, epochs=epochs_for(steps, len(mnist.train_x), 128), latent_dim=16,
-                     name="vae_latent16", plot=plot)
+    full, quick = REFERENCE_STEPS[latent_dim]
+    return train_vae(mnist, epochs=epochs_for(pick(full=full, quick=quick), len(mnist.train_x), 128),
+                     latent_dim=latent_dim, name=f"vae_latent{latent_dim}", plot=plot)
