@@ -26,8 +26,18 @@ PINYIN = {"年": "nián", "月": "yuè", "日": "rì", "星": "xīng", "期": "q
 
 @functools.lru_cache(maxsize=1)
 def cjk_font() -> str | None:
-    """The name of an installed font with Chinese characters, or None."""
+    """The name of a font with Chinese characters (the one the mplfonts package ships, or one
+    installed on the system), or None."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
     from matplotlib import font_manager as fm
+
+    spec = find_spec("mplfonts")
+    if spec and spec.origin:  # its font is registered for this process only, nothing is installed
+        path = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+        if path.exists():
+            fm.fontManager.addfont(str(path))
 
     for name in ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
                  "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC",
