@@ -6,6 +6,7 @@ in [0, 1] like the VAE's. Discriminators return logits f(x), with D(x) = sigmoid
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 
@@ -312,6 +313,20 @@ def reference_dcgan(mnist: MNIST, plot: bool = True) -> TrainedGAN:
     G = DCGANGenerator(32, 32).to(mnist.device)
     D = DCGANDiscriminator(32).to(mnist.device)
     return _reference("gan_dcgan", G, D, mnist, plot, "DCGAN-1")
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run a block on one CPU thread. The ring's tiny MLPs are as fast on one thread as on two
+    (there is too little work per operation to share), much faster when another program keeps
+    the second core busy, and their results no longer depend on the machine's number of cores:
+    a GAN's training is chaotic, and a different summation order ends in a different run."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class RingMonitor:

@@ -168,6 +168,11 @@ def inception_score(probs: torch.Tensor) -> float:
     return math.exp(kl.mean().item())
 
 
+def class_shares(classifier: MnistClassifier, images) -> torch.Tensor:
+    """Share of the images the classifier assigns to each digit, shape (10,)."""
+    return torch.bincount(class_probs(classifier, images).argmax(1), minlength=10).double() / len(images)
+
+
 def evaluate_images(classifier: MnistClassifier, images, reference_features: torch.Tensor) -> dict:
     """Classifier-FID against reference features, IS-style score and class shares of `images`."""
     probs = class_probs(classifier, images)

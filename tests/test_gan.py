@@ -178,3 +178,16 @@ def test_losses_from_logits_match_the_hand_computation_at_extremes():
     assert torch.isfinite(losses.generator_loss_nonsaturating(f))
     assert losses.generator_loss_nonsaturating(f).item() == pytest.approx((200 + np.log(2)) / 3, rel=1e-6)
     assert F.softplus(-f).mean().item() == pytest.approx(losses.generator_loss_nonsaturating(f).item())
+
+
+def test_single_thread_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with gan.single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_class_shares_sum_to_one():
+    clf = metrics.MnistClassifier()
+    shares = metrics.class_shares(clf, torch.rand(50, 1, 28, 28))
+    assert shares.shape == (10,) and shares.sum().item() == pytest.approx(1.0)
