@@ -39,7 +39,6 @@ def execute(args) -> int:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     os.environ["GENAI_QUICK"] = "1" if args.quick else "0"
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see tests/conftest.py
     failed = 0
     for path in _notebooks(args.notebooks):
         nb = nbformat.read(path, as_version=4)
