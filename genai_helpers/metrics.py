@@ -185,3 +185,21 @@ def evaluate_images(classifier: MnistClassifier, images, reference_features: tor
 def fid_sample_size(mnist: MNIST) -> int:
     """Images per set for the chapter's FID: the size of the test set, at most 10,000."""
     return pick(full=min(10_000, len(mnist.test_x)), quick=min(1_000, len(mnist.test_x)))
+
+
+# --- image restoration --------------------------------------------------------------------------
+
+def psnr(restored: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,
+         peak: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image in dB, 10 log10(peak^2 / MSE), over the pixels where
+    `mask` is true (e.g. only the repaired region; default: all). Identical images give +inf."""
+    if restored.shape != target.shape:
+        raise ValueError(f"restored {tuple(restored.shape)} and target {tuple(target.shape)} differ in shape")
+    err = (restored.float() - target.float()).pow(2)
+    if mask is None:
+        mask = torch.ones_like(err, dtype=torch.bool)
+    mask = mask.expand_as(err).flatten(1).float()
+    if (mask.sum(1) == 0).any():
+        raise ValueError("the mask selects no pixel of some image")
+    mse = (err.flatten(1) * mask).sum(1) / mask.sum(1)
+    return 10 * torch.log10(peak**2 / mse)

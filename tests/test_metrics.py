@@ -138,3 +138,21 @@ def test_classifier_reaches_97_percent_on_the_offline_split():
     # evaluate_images on real digits: every class present, confident
     r = metrics.evaluate_images(clf, mnist.test_x, metrics.classifier_features(clf, mnist.train_x))
     assert r["min_class_share"] > 0.07 and r["inception_score"] > 8
+
+
+def test_psnr_by_hand_and_on_a_masked_region():
+    target = torch.zeros(2, 1, 4, 4)
+    restored = target.clone()
+    restored[0] += 0.1  # MSE 0.01 -> 20 dB
+    restored[1, :, :2] = 0.5  # wrong only in the top half
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[..., :2, :] = True
+    p = metrics.psnr(restored, target)
+    assert p[0].item() == pytest.approx(20.0, abs=1e-4)
+    assert p[1].item() == pytest.approx(10 * math.log10(1 / (0.25 / 2)), abs=1e-4)
+    assert metrics.psnr(restored, target, mask)[1].item() == pytest.approx(10 * math.log10(1 / 0.25), abs=1e-4)
+    assert torch.isinf(metrics.psnr(target, target)).all()
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.psnr(target, target[:1])
+    with pytest.raises(ValueError, match="selects no pixel"):
+        metrics.psnr(restored, target, torch.zeros(1, 1, 4, 4, dtype=torch.bool))
