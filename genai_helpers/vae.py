@@ -153,12 +153,15 @@ def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 
 REFERENCE_STEPS = {16: (3100, 120), 2: (1550, 120)}  # latent size -> training steps (full, quick)
 
 
-def reference_vae(mnist: MNIST, latent_dim: int = 16, plot: bool = True) -> tuple[VAE, History]:
-    """Chapter 02's VAEs (16-D, and 2-D for the latent map) with their settings; cached, so later
-    chapters and the demos reuse them."""
+def reference_vae(mnist: MNIST, latent_dim: int = 16, plot: bool = True, **changes) -> tuple[VAE, History]:
+    """Chapter 02's VAEs with their settings, cached so that later chapters, the demos and
+    `python -m genai_helpers prepare` reuse them: the 16-D model, the 2-D one for the latent map,
+    and variants of the 16-D one with some `train_vae` settings changed (e.g. shift=0,
+    recon="mse_mean", beta=0.0), each under its own checkpoint name."""
     from .runtime import pick
     from .train import epochs_for
 
     full, quick = REFERENCE_STEPS[latent_dim]
+    name = f"vae_latent{latent_dim}" + "".join(f"_{k}-{v}" for k, v in sorted(changes.items()))
     return train_vae(mnist, epochs=epochs_for(pick(full=full, quick=quick), len(mnist.train_x), 128),
-                     latent_dim=latent_dim, name=f"vae_latent{latent_dim}", plot=plot)
+                     latent_dim=latent_dim, name=name, plot=plot, **changes)
