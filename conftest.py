@@ -10,3 +10,8 @@ import tempfile
 os.environ.setdefault("GENAI_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GENAI_CHECKPOINTS", tempfile.mkdtemp(prefix="genai-checkpoints-"))
+
+
+def pytest_collection_modifyitems(items):
+    """Browser tests last: by then the notebooks have trained and cached the demos' models."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_browser.py"))

@@ -1,0 +1,219 @@
+"""The demos in a real browser: JupyterLab and Voila, driven by Playwright in Debian's Chromium.
+
+Each demo notebook (notebooks/demos/) is opened and run in quick mode, its widget is operated
+(a slider dragged, a date typed), and the output computed by the kernel must change: within 1 s
+in the browser, and within 200 ms in the kernel (the demo's own "answered in N ms" line).
+Screenshots go to build/screenshots/. Without Chromium these tests are skipped, unless
+GENAI_REQUIRE_BROWSER=1 (set by CI) makes that a failure.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEMOS = REPO / "notebooks" / "demos"
+SHOTS = REPO / "build" / "screenshots"
+CHROMIUM = (os.environ.get("GENAI_CHROMIUM") or shutil.which("chromium")
+            or shutil.which("chromium-headless-shell") or shutil.which("chromium-browser"))
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+# demo -> how to operate it: drag the first slider, or type dates into the text box
+ACTIONS = {"01_kl_divergence": "slider", "02_vae_latent_space": "slider",
+           "03_gan_latent_walk": "slider", "04_date_translator": "text"}
+
+if CHROMIUM is None:
+    if os.environ.get("GENAI_REQUIRE_BROWSER") == "1":
+        raise RuntimeError("GENAI_REQUIRE_BROWSER=1 but no Chromium: apt-get install chromium")
+    pytest.skip("no Chromium found (apt-get install chromium, or set GENAI_CHROMIUM)",
+                allow_module_level=True)
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 60):
+    t = time.monotonic()
+    while time.monotonic() - t < seconds:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on port {port} after {seconds} s")
+
+
+@pytest.fixture(scope="module")
+def root():
+    """A throwaway notebook folder with copies of the demos, and throwaway Jupyter settings."""
+    with tempfile.TemporaryDirectory(prefix="genai-browser-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "demos").mkdir()
+        for nb in DEMOS.glob("*.ipynb"):  # with a kernelspec, so JupyterLab does not ask for one
+            doc = json.loads(nb.read_text(encoding="utf-8"))
+            doc["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                             "language": "python"}
+            (tmp / "demos" / nb.name).write_text(json.dumps(doc), encoding="utf-8")
+        settings = tmp / ".settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True)
+        (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+        env = {**os.environ, "GENAI_QUICK": "1", "JUPYTER_CONFIG_DIR": str(tmp / ".config"),
+               "JUPYTER_RUNTIME_DIR": str(tmp / ".runtime"), "JUPYTERLAB_SETTINGS_DIR": str(tmp / ".settings"),
+               "JUPYTERLAB_WORKSPACES_DIR": str(tmp / ".workspaces")}
+        yield tmp, env
+
+
+def serve(cmd, env, port):
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, proc)
+    except Exception:
+        proc.kill()
+        raise
+    return proc
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def lab(root):
+    tmp, env = root
+    port = free_port()
+    proc = serve([sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+                  "--ip=127.0.0.1", f"--ServerApp.root_dir={tmp}", "--IdentityProvider.token=",
+                  "--ServerApp.password=", "--LabApp.news_url=", "--ServerApp.open_browser=False"], env, port)
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def voila(root):
+    tmp, env = root
+    port = free_port()
+    proc = serve([sys.executable, "-m", "voila", str(tmp / "demos"), "--no-browser", f"--port={port}",
+                  "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True"], env, port)
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def latency_ms(page) -> float:
+    text = page.locator(".genai-latency").first.inner_text()
+    return float(re.search(r"answered in ([\d.]+) ms", text).group(1))
+
+
+def output_state(page) -> str:
+    """What the kernel drew: the demo's images (their data URLs / blob URLs) and texts."""
+    return page.evaluate("""() => {
+        const box = document.querySelector('.genai-latency').closest('.widget-vbox') || document.body;
+        return [...box.querySelectorAll('img')].map(i => i.src).join('|') + '|' +
+               [...box.querySelectorAll('.widget-html-content, .widget-label')].map(e => e.innerText).join('|');
+    }""")
+
+
+def changed(page, before: str, timeout_ms: float = 1000) -> float:
+    """Seconds until the output differs from `before` (fails after timeout_ms)."""
+    t0 = time.perf_counter()
+    page.wait_for_function("""(before) => {
+        const box = document.querySelector('.genai-latency').closest('.widget-vbox') || document.body;
+        const now = [...box.querySelectorAll('img')].map(i => i.src).join('|') + '|' +
+                    [...box.querySelectorAll('.widget-html-content, .widget-label')].map(e => e.innerText).join('|');
+        return now !== before;
+    }""", arg=before, timeout=timeout_ms, polling=10)
+    return time.perf_counter() - t0
+
+
+def operate(page, name: str, tag: str):
+    """Drive the demo like a student and check that the kernel's output follows."""
+    page.wait_for_selector(".genai-latency:has-text('answered in')", timeout=240_000)
+    page.wait_for_timeout(500)  # let the first render settle
+    if ACTIONS[name] == "slider":
+        handle = page.locator(".widget-slider .noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        box = handle.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        for dx in (40, -70):
+            before = output_state(page)
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x + dx, y, steps=4)
+            page.mouse.up()
+            seconds = changed(page, before)
+            assert seconds < 1.0, f"{name}: the output took {seconds:.2f} s to change"
+            x += dx
+            page.wait_for_timeout(300)
+            assert latency_ms(page) < 200, f"{name}: the kernel took {latency_ms(page)} ms"
+    else:
+        box = page.locator(".widget-text input").first
+        box.scroll_into_view_if_needed()
+        for text, expect in [("3 de setembro de 2041", "2041-09-03"), ("2026年11月28日", "2026-11-28"),
+                             ("", "⚠"), ("x" * 500, "⚠"), ("🎂🎉 🎈", "⚠")]:
+            before = output_state(page)
+            box.fill(text)
+            seconds = changed(page, before)
+            assert seconds < 1.0, f"{name}: the output took {seconds:.2f} s to change after {text[:20]!r}"
+            page.wait_for_function("(w) => document.body.innerText.includes(w)", arg=expect, timeout=1000)
+            assert latency_ms(page) < 200, f"{name}: the kernel took {latency_ms(page)} ms for {text[:20]!r}"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".genai-latency").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / f"{name}-{tag}.png"))
+
+
+def no_errors(page):
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] pre, "
+                          ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
+    texts = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
+    assert not texts, texts
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_demo_in_jupyterlab(lab, browser, name):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.goto(f"{lab}/lab/tree/demos/{name}.ipynb")
+        page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelStatus", timeout=60_000)
+        page.locator("[data-command='notebook:restart-run-all']").first.click()
+        page.locator(".jp-Dialog-button.jp-mod-accept").click()
+        operate(page, name, "lab")
+        no_errors(page)
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("name", sorted(ACTIONS))
+def test_demo_in_voila(voila, browser, name):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    try:
+        page.goto(f"{voila}/voila/render/{name}.ipynb", timeout=240_000)
+        operate(page, name, "voila")
+        assert "Traceback" not in page.inner_text("body")
+    finally:
+        page.close()
