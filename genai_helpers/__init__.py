@@ -18,6 +18,9 @@ from .results import save_results  # noqa: E402
 from .runtime import device, is_offline, is_quick, pick, setup  # noqa: E402
 from .train import History, adam, fit  # noqa: E402
 
+__all__ = ["CheckpointError", "DataError", "History", "adam", "device", "fit", "is_offline", "is_quick",
+           "load_checkpoint", "load_mnist", "pick", "save_checkpoint", "save_results", "setup"]
+
 
 def __getattr__(name: str):
     """Import submodules on first use, so `gh.<module>` works without listing them here."""

@@ -129,6 +129,8 @@ def _download_full_mnist() -> bool:
         (tmp / "MNIST").rename(root / "MNIST")
         shutil.rmtree(tmp, ignore_errors=True)
         return True
+    if ok:  # finished with an error: nothing half-downloaded stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
     why = ok[0] if ok else f"no answer within {DOWNLOAD_SECONDS:.0f} s"
     print(f"MNIST download failed ({why}); using the offline sample instead.")
     return False

@@ -15,7 +15,7 @@ from torch import nn
 
 from .data import MNIST
 from .losses import discriminator_loss, generator_loss_nonsaturating, generator_loss_saturating
-from .runtime import pick
+from .runtime import expect_input, pick
 from .schedules import LinearDecay
 from .train import History, adam, epochs_for, fit, steps_per_epoch
 
@@ -63,6 +63,7 @@ class MLPGenerator(Generator):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z):
+        expect_input(z, (None, self.latent_dim), type(self).__name__, self)
         return self.net(z)
 
 
@@ -112,6 +113,7 @@ class DCGANGenerator(Generator):
             nn.Conv2d(w // 2, 1, 3, 1, 1), nn.Tanh())
 
     def forward(self, z):
+        expect_input(z, (None, self.latent_dim), "DCGANGenerator", self)
         return self.net(z)
 
 
@@ -128,6 +130,7 @@ class DCGANDiscriminator(nn.Module):
             nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * w * 49, 1))
 
     def forward(self, x):
+        expect_input(x, (None, 1, 28, 28), "DCGANDiscriminator", self)
         return self.net(x).squeeze(1)
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import MNIST
-from .runtime import pick
+from .runtime import expect_input, pick
 from .schedules import LinearDecay
 from .train import adam, epochs_for, fit, steps_per_epoch
 
@@ -62,10 +62,11 @@ class MnistClassifier(nn.Module):
 
     def features(self, x):
         """Penultimate-layer features of images in [0, 1], shape (N, 128)."""
+        expect_input(x, (None, 1, 28, 28), "MnistClassifier", self)
         return self.body(x)
 
     def forward(self, x):
-        return self.head(self.body(x))
+        return self.head(self.features(x))
 
 
 def _check_images(x) -> torch.Tensor:
@@ -203,3 +204,102 @@ def psnr(restored: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
         raise ValueError("the mask selects no pixel of some image")
     mse = (err.flatten(1) * mask).sum(1) / mask.sum(1)
     return 10 * torch.log10(peak**2 / mse)
+
+
+# --- chapter 06: fidelity and diversity, memorisation, membership -----------------------------
+
+def _rows(x, what: str) -> torch.Tensor:
+    """A set of points as one float row per item (images are flattened), on the CPU."""
+    if not torch.is_tensor(x) or x.dim() < 2 or len(x) == 0:
+        raise ValueError(f"{what} must be a non-empty tensor with one row (or image) per item, "
+                         f"got {getattr(x, 'shape', type(x).__name__)}")
+    return x.detach().flatten(1).float().cpu()
+
+
+def nn_distances(queries, reference, batch: int = 1024) -> torch.Tensor:
+    """Euclidean distance from each query to its nearest point of `reference`, shape (len(queries),).
+
+    Images are compared pixel by pixel (flattened); pass features to compare in a feature space."""
+    q, r = _rows(queries, "queries"), _rows(reference, "reference")
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"queries have {q.shape[1]} values per item, reference {r.shape[1]}")
+    return torch.cat([torch.cdist(b, r).min(1).values for b in q.split(batch)])
+
+
+def knn_radii(points, k: int = 3, batch: int = 1024) -> torch.Tensor:
+    """Distance from each point to its k-th nearest *other* point of the same set (its own
+    distance 0 is skipped): the radius of its ball in the k-NN estimate of the set's manifold."""
+    p = _rows(points, "points")
+    if not 1 <= k < len(p):
+        raise ValueError(f"k must be between 1 and the number of points - 1 ({len(p) - 1}), got {k}")
+    return torch.cat([torch.cdist(b, p).topk(k + 1, largest=False).values[:, k] for b in p.split(batch)])
+
+
+def manifold_share(points, reference, k: int = 3, batch: int = 1024) -> float:
+    """Share of `points` inside the k-NN manifold of `reference`: within the k-NN radius of at least
+    one reference point (Kynkäänniemi et al. 2019)."""
+    p, r = _rows(points, "points"), _rows(reference, "reference")
+    radii = knn_radii(r, k, batch)
+    inside = torch.cat([(torch.cdist(b, r) <= radii[None]).any(1) for b in p.split(batch)])
+    return inside.float().mean().item()
+
+
+def precision_recall(real, fake, k: int = 3) -> dict:
+    """Improved precision and recall for generative models (Kynkäänniemi et al. 2019, k = 3).
+
+    precision: share of generated points on the real data's manifold (fidelity: are the samples
+    realistic?); recall: share of real points on the generated manifold (diversity: is all of the
+    data covered?). Both in [0, 1]; pass features (e.g. `classifier_features`) or images.
+    """
+    return {"precision": manifold_share(fake, real, k), "recall": manifold_share(real, fake, k)}
+
+
+def nn_gap(samples, train_ref, test_ref) -> float:
+    """1 - mean NN distance to training points / mean NN distance to held-out points.
+
+    About 0 when the samples are no closer to the training data than to new data from the same
+    distribution; 1 when they are copies of training points. Both reference sets must have the
+    same size (the nearest neighbour in a larger set is closer, whatever the model)."""
+    if len(train_ref) != len(test_ref):
+        raise ValueError(f"train_ref ({len(train_ref)}) and test_ref ({len(test_ref)}) must be equally "
+                         "large: take the same number of training and held-out points")
+    d_train, d_test = nn_distances(samples, train_ref).mean(), nn_distances(samples, test_ref).mean()
+    return 1 - (d_train / d_test).item()
+
+
+def _scores(x, what: str) -> torch.Tensor:
+    t = torch.as_tensor(x).detach().double().flatten().cpu()
+    if len(t) == 0 or not torch.isfinite(t).all():
+        raise ValueError(f"{what} must be a non-empty set of finite numbers")
+    return t
+
+
+def membership_auc(member_scores, nonmember_scores) -> float:
+    """Area under the ROC curve of a membership attack: the probability that a random member
+    scores higher than a random non-member (ties count half). 0.5 is guessing, 1 a perfect attack.
+
+    Higher score = "more likely a member"; for a loss, pass its negative."""
+    m, n = _scores(member_scores, "member_scores"), _scores(nonmember_scores, "nonmember_scores")
+    _, inverse, counts = torch.unique(torch.cat([m, n]), return_inverse=True, return_counts=True)
+    counts = counts.double()
+    ranks = (counts.cumsum(0) - (counts - 1) / 2)[inverse]  # 1-based ranks, ties averaged
+    return ((ranks[:len(m)].sum() - len(m) * (len(m) + 1) / 2) / (len(m) * len(n))).item()
+
+
+def roc_curve(member_scores, nonmember_scores) -> tuple[torch.Tensor, torch.Tensor]:
+    """(false positive rate, true positive rate) of the attack "member if score >= t" for every
+    threshold t, from (0, 0) to (1, 1)."""
+    m, n = _scores(member_scores, "member_scores"), _scores(nonmember_scores, "nonmember_scores")
+    t = torch.cat([torch.tensor([math.inf], dtype=torch.float64), torch.cat([m, n]).unique().flip(0)])
+    tpr = (m[None] >= t[:, None]).double().mean(1)
+    fpr = (n[None] >= t[:, None]).double().mean(1)
+    return fpr, tpr
+
+
+def attack_summary(member_scores, nonmember_scores, low_fpr: float = 0.01) -> dict:
+    """AUC, best accuracy over thresholds (members and non-members weighted equally) and the true
+    positive rate at a false positive rate of at most `low_fpr` (Carlini et al. 2022)."""
+    fpr, tpr = roc_curve(member_scores, nonmember_scores)
+    return {"auc": membership_auc(member_scores, nonmember_scores),
+            "best_accuracy": ((tpr + 1 - fpr) / 2).max().item(),
+            f"tpr_at_{low_fpr:g}_fpr": tpr[fpr <= low_fpr].max().item()}

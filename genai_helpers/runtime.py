@@ -117,3 +117,21 @@ def env() -> Env:
 
 def device() -> torch.device:
     return env().device
+
+
+def expect_input(x, shape: tuple, who: str, module: torch.nn.Module | None = None) -> None:
+    """Raise a ValueError saying what `who` expects unless x is a floating tensor of `shape`
+    (None matches any size) on the module's device. Cheap: no values are read."""
+    want = "(" + ", ".join("B" if s is None else str(s) for s in shape) + ")"
+    if not torch.is_tensor(x):
+        raise ValueError(f"{who} expects a float tensor of shape {want}, got {type(x).__name__}")
+    if x.dim() != len(shape) or any(s is not None and s != n for s, n in zip(shape, x.shape)):
+        raise ValueError(f"{who} expects a float tensor of shape {want}, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        hint = " (MNIST bytes? use mnist.train_x, or x.float() / 255)" if x.dtype == torch.uint8 else ""
+        raise ValueError(f"{who} expects floating-point values, got {x.dtype}{hint}")
+    if module is not None:
+        p = next(module.parameters(), None)
+        if p is not None and p.device != x.device:
+            raise ValueError(f"{who} is on {p.device} but the input is on {x.device}: "
+                             f"move the input with x.to({str(p.device)!r})")

@@ -13,6 +13,7 @@ from torch.distributions import Normal
 
 from .data import MNIST
 from .losses import bernoulli_nll, gaussian_kl
+from .runtime import expect_input
 from .train import History, adam, fit
 
 
@@ -36,10 +37,12 @@ class VAE(nn.Module):
 
     def encode(self, x):
         """Parameters of q(z|x): mean and log-variance, each (B, latent_dim)."""
+        expect_input(x, (None, 1, 28, 28), "VAE.encode", self)
         return self.encoder(x).chunk(2, dim=1)
 
     def decode(self, z):
         """Bernoulli logits of p(x|z), shape (B, 1, 28, 28)."""
+        expect_input(z, (None, self.latent_dim), "VAE.decode", self)
         return self.decoder(z)
 
     def forward(self, x):

@@ -189,6 +189,9 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
         if not (np.isfinite(mu) and np.isfinite(sigma) and sigma > 0):
             label.value = f"⚠ need a finite μ and a σ > 0 (got μ={mu}, σ={sigma})"
             return None
+        if not (abs(mu) <= 100 and 0.01 <= sigma <= 100):
+            label.value = f"⚠ μ={mu:.3g}, σ={sigma:.3g} is off the grid: try |μ| ≤ 100 and 0.01 ≤ σ ≤ 100"
+            return None
         log_q = Normal(torch.tensor(mu, dtype=torch.float64),
                        torch.tensor(sigma, dtype=torch.float64)).log_prob(x)
         fwd, rev = kl_on_grid(log_p, log_q, x).item(), kl_on_grid(log_q, log_p, x).item()
@@ -226,7 +229,7 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
     s_sigma.observe(update, "value")
     update()
     demo = Demo([W.HBox([W.VBox([s_mu, s_sigma, *buttons]), image]), label], lambda: image.value, watch)
-    demo.show, demo.update, demo.sliders, demo.buttons = show, update, (s_mu, s_sigma), buttons
+    demo.show, demo.update, demo.sliders, demo.buttons, demo.label = show, update, (s_mu, s_sigma), buttons, label
     return demo
 
 

@@ -1,0 +1,71 @@
+"""Offline: with the network refused, every loader falls back within seconds and says so, and
+nothing in the course touches the network when it is imported."""
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from genai_helpers import data
+from test_data import data_root, no_network  # noqa: F401 (fixtures)
+
+def test_falls_back_fast_with_network_blocked(data_root, no_network, capsys):  # noqa: F811
+    t = time.perf_counter()
+    src = data.mnist_source()
+    m = data.load_mnist(device="cpu")
+    assert time.perf_counter() - t < 5
+    assert src.kind == "sample" and "no network" in src.description
+    assert m.source == "sample"
+    assert "offline MNIST sample" in capsys.readouterr().out
+
+
+def test_offline_flag_skips_the_network(data_root, monkeypatch):
+    monkeypatch.setenv("GENAI_OFFLINE", "1")
+    monkeypatch.setattr(data, "_reachable", lambda *a, **k: pytest.fail("probed the network"))
+    assert data.mnist_source().kind == "sample"
+
+
+def test_setup_and_doctor_work_offline(data_root, no_network, capsys):  # noqa: F811
+    import genai_helpers as gh
+
+    t = time.perf_counter()
+    env = gh.setup(seed=0)
+    assert gh.doctor.doctor() in (True, False)
+    assert time.perf_counter() - t < 5
+    assert "no network" in env.data_source and "no network" in capsys.readouterr().out
+
+
+def test_a_download_that_fails_falls_back_and_says_why(data_root, monkeypatch, capsys):  # noqa: F811
+    monkeypatch.setattr(data, "_reachable", lambda *a, **k: True)  # the probe passes ...
+    monkeypatch.setattr(socket, "create_connection",
+                        lambda *a, **k: (_ for _ in ()).throw(ConnectionResetError("reset by the test")))
+    monkeypatch.setattr(socket.socket, "connect",
+                        lambda *a, **k: (_ for _ in ()).throw(ConnectionResetError("reset by the test")))
+    t = time.perf_counter()
+    m = data.load_mnist(device="cpu")  # ... but the download breaks
+    assert time.perf_counter() - t < 30 and m.source == "sample"
+    out = capsys.readouterr().out
+    assert "MNIST download failed" in out and "offline sample" in out
+    assert not (data_root / "MNIST").exists() and not (data_root / "MNIST.partial" / "MNIST").exists()
+
+
+def test_nothing_touches_the_network_at_import_time():
+    code = """
+import pkgutil, importlib, socket
+attempts = []
+def refuse(*a, **k):
+    attempts.append(a)
+    raise ConnectionRefusedError("blocked")
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+socket.socket.connect = refuse
+import genai_helpers
+for m in pkgutil.iter_modules(genai_helpers.__path__):
+    if m.name != "__main__":
+        importlib.import_module("genai_helpers." + m.name)
+print(len(attempts))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0"
