@@ -24,6 +24,39 @@ PACKAGES = {
 }
 
 
+# What can go wrong, and what to do: printed by `doctor`, and the README's section of that name.
+TROUBLES = [
+    ("The kernel died or was interrupted during training",
+     "Run the cell again: training resumes from the last checkpoint in data/checkpoints/ (saved "
+     "every 30 s). After an interrupt (the stop button), the model and the history are kept: "
+     "gh.fit(..., history=hist) continues where it stopped."),
+    ("\"STOPPED: the loss is not finite at step N\"",
+     "A step produced NaN or inf (learning rate too high, bad data). The weights of the last good "
+     "step are back in the model; lower the learning rate and call fit again."),
+    ("\"out of memory ... try batch_size=...\"",
+     "The GPU ran out of memory in a step; the model is kept. Use the batch size it suggests, or "
+     "GENAI_DEVICE=cpu."),
+    ("\"... is not a checkpoint\" or \"... was saved from a different model\"",
+     "The file is damaged or belongs to another model: the message names the difference. Delete "
+     "the file; a chapter's own cache is set aside as *.stale.pt and retrained automatically."),
+    ("No network",
+     "Nothing needs it: without full MNIST in data/, the offline sample (5,000 real digits) is used "
+     "and the first line of each chapter says so. GENAI_OFFLINE=1 skips even the attempt."),
+    ("\"data/MNIST/raw/... is truncated\" (or missing, or not an MNIST file)",
+     "A download was cut off or the file was changed: delete data/MNIST and run again, or set "
+     "GENAI_OFFLINE=1 to use the offline sample."),
+    ("A checker says ❌",
+     "It names the probable mistake (wrong sign, mean instead of sum, swapped dimensions); fix the "
+     "code between the solution markers and run the cell again."),
+    ("A widget shows VBox(...) as text, or a still picture",
+     "The page has no live kernel or the widget extension is missing: run the cell in JupyterLab "
+     "after pip install -r requirements.txt, and reload the page."),
+    ("Training is far slower than the chapter says",
+     "Another program is using the CPU (two processes computing at once slow each other down a lot "
+     "on 2 cores); close it, or use quick mode (GENAI_QUICK=1) for a first pass."),
+]
+
+
 def checks() -> list[tuple[str, str, bool, str]]:
     """(item, what was found, ok, fix) for each thing the course relies on."""
     from .data import mnist_source
@@ -54,12 +87,16 @@ def checks() -> list[tuple[str, str, bool, str]]:
     return rows
 
 
-def doctor() -> bool:
-    """Print the checks as a table; True when nothing needs fixing."""
+def doctor(verbose: bool = True) -> bool:
+    """Print the checks as a table (and, verbose, what can go wrong); True when nothing needs fixing."""
     rows = checks()
     width = max(len(r[0]) for r in rows)
     for item, found, ok, fix in rows:
         print(f"{'ok ' if ok else 'FIX'} {item:<{width}}  {found}" + ("" if ok else f"\n    -> {fix}"))
     bad = [r for r in rows if not r[2]]
     print("Everything the course needs is here." if not bad else f"{len(bad)} problem(s) to fix, see above.")
+    if verbose:
+        print("\nWhat can go wrong, and what to do:")
+        for what, fix in TROUBLES:
+            print(f"- {what}\n    {fix}")
     return not bad
