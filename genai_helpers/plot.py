@@ -94,7 +94,7 @@ def image_grid(x, nrow: int = 10, title: str | None = None, ax=None, labels=None
 def training_curves(history, title: str | None = None, keys=None):
     """One panel per loss (per step, with a moving average) and one for the evaluations."""
     keys = keys or list(history.losses)
-    ev_keys = sorted({k for e in history.evals for k in e} - {"epoch", "step"})
+    ev_keys = sorted({k for e in history.evals for k in e} - {"epoch", "step", "seconds"})
     n = len(keys) + (1 if ev_keys else 0)
     fig, axes = plt.subplots(1, max(n, 1), figsize=(min(3.6 * max(n, 1), 12), 2.8), squeeze=False)
     axes = axes[0]

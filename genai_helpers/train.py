@@ -172,14 +172,16 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         eval_fn=None, checkpoint=None, config: dict | None = None, checkpoint_every: int | None = None,
         seed: int = 0, desc: str = "training", plot: bool = True, progress: bool = True,
         log_every: int | None = None, amp: bool = True, shuffle: bool = True,
-        drop_last: bool = True) -> History:
+        drop_last: bool = True, eval_every: int | None = None) -> History:
     """Train until `epochs` epochs are done; returns the History (pass it back to continue).
 
     step: function(batch) -> dict of scalar loss tensors; it does backward and optimiser steps.
         `batch` is a tensor (or a tuple, when `data` is a tuple) of `batch_size` rows.
     data: a tensor or tuple of tensors on the device, indexed along the first dimension.
     state: the modules and optimisers to guard and checkpoint, e.g. {"model": m, "opt": opt}.
-    eval_fn: function() -> dict of floats, run after every epoch in eval mode without grad.
+    eval_fn: function() -> dict of floats, run in eval mode without grad after every epoch, or
+        every `eval_every` steps (and after the last one) when that is given; each result is
+        stored in history.evals with the epoch, the step and the training seconds so far.
     checkpoint: a path, or a bare name (data/checkpoints/<name>.pt). An existing compatible
         file is loaded and training continues from it (a finished one is simply a cache hit);
         one from another model, config or dataset is moved aside and training starts anew.
@@ -252,6 +254,18 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         save_checkpoint(path, state, history=history.to_dict(), meta=meta, epochs=epochs)
         last_save[:] = [time.perf_counter(), history.step]
 
+    last_eval = [history.evals[-1]["step"] if history.evals else 0]
+
+    def evaluate():
+        history.seconds = secs0 + time.perf_counter() - t0
+        if eval_fn is not None:
+            epoch = round(history.epoch + history.batch / n_batches, 3)
+            history.evals.append({"epoch": epoch, "step": history.step, "seconds": round(history.seconds, 2),
+                                  **_evaluate(eval_fn, modules)})
+        last_eval[0] = history.step
+        if live is not None:
+            live.update(history)
+
     def flush() -> str | None:
         """Move pending losses into the history; return a message for the first non-finite one."""
         if not pending:
@@ -303,6 +317,8 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
                             break
                         guard.take(position())
                         save()
+                        if eval_every and history.step - last_eval[0] >= eval_every and history.batch < len(batches):
+                            evaluate()
                     if bar is not None:
                         bar.update(1)
                         if history.batch % 10 == 0 and history.losses:
@@ -313,12 +329,8 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
                 if history.stopped is None and history.batch >= len(batches):
                     history.epoch += 1
                     history.batch = 0
-                    if eval_fn is not None:
-                        history.evals.append({"epoch": history.epoch, "step": history.step,
-                                              **_evaluate(eval_fn, modules)})
-                    history.seconds = secs0 + time.perf_counter() - t0
-                    if live is not None:
-                        live.update(history)
+                    if not eval_every or history.step - last_eval[0] >= eval_every or history.epoch == epochs:
+                        evaluate()
                     save(force=history.epoch == epochs)
     except KeyboardInterrupt:
         if flush() is not None or not sigint.hit:
@@ -340,7 +352,7 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         print(f"STOPPED: {history.stopped}")
     else:
         last = {k: round(history.epoch_mean(k, steps_per_epoch=n_batches), 4) for k in history.losses}
-        ev = ({k: round(v, 4) for k, v in history.evals[-1].items() if k not in ("epoch", "step")}
+        ev = ({k: round(v, 4) for k, v in history.evals[-1].items() if k not in ("epoch", "step", "seconds")}
               if history.evals else {})
         print(f"{desc}: done, {history.epoch} epochs in {history.seconds:.1f} s; last epoch {last}"
               + (f"; eval {ev}" if ev else ""))

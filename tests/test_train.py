@@ -95,3 +95,13 @@ def test_stale_cache_is_retrained_not_loaded(tmp_path, capsys):
     assert "does not match" in out and "model.0.bias: (16,) in the checkpoint, (32,) here" in out
     assert hist.step == 8
     assert (tmp_path / "reg.stale.pt").exists()
+
+
+def test_eval_every_steps_records_step_epoch_and_seconds():
+    model, opt, step = task()
+    seen = []
+    hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=2, batch_size=32,
+                  eval_fn=lambda: seen.append(1) or {"val": 1.0}, eval_every=5, plot=False, progress=False)
+    assert [e["step"] for e in hist.evals] == [5, 10, 15, 16]  # every 5 steps, and after the last
+    assert hist.evals[1]["epoch"] == 1.25 and all(e["seconds"] >= 0 for e in hist.evals)
+    assert len(seen) == 4
