@@ -3,6 +3,7 @@
     doctor                                       is this machine ready? each problem with its fix
     execute [NOTEBOOK ...] [--quick] [--out DIR]   re-run notebooks (default: all, in place)
     student [--out DIR]                          the student version (default build/student/)
+    prepare [MODEL ...] [--quick]                train and cache the course's models (default: all)
 """
 from __future__ import annotations
 
@@ -72,6 +73,20 @@ def student(args) -> int:
     return 0
 
 
+def prepare(args) -> int:
+    """Train (or load) every model the chapters use, so that class starts from the cache."""
+    from .prepare import prepare as run
+
+    if args.quick:
+        os.environ["GENAI_QUICK"] = "1"
+    try:
+        run(args.models)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genai_helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -87,6 +102,10 @@ def main(argv=None) -> int:
     st = sub.add_parser("student", help="write the student version of the notebooks")
     st.add_argument("--out", default=str(REPO / "build" / "student"), help="output folder")
     st.set_defaults(func=student)
+    pr = sub.add_parser("prepare", help="train and cache every model the course uses")
+    pr.add_argument("models", nargs="*", help="some of: " + ", ".join(__import__("genai_helpers.prepare").prepare.MODELS))
+    pr.add_argument("--quick", action="store_true", help="the quick-mode models (what GENAI_QUICK=1 loads)")
+    pr.set_defaults(func=prepare)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,0 +1,69 @@
+"""Train and cache every model the course uses, so that a class starts instantly.
+
+Each entry calls the same function its chapter calls (same settings, same checkpoint name), so
+what `prepare` caches is exactly what the chapters load.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import time
+
+from .train import checkpoint_path
+
+
+def _model(module: str, function: str, takes_mnist: bool = True, **kw):
+    """A function(mnist) that calls genai_helpers.<module>.<function> (imported only when used)."""
+    def build(mnist):
+        fn = getattr(importlib.import_module(f"genai_helpers.{module}"), function)
+        return fn(mnist, **kw) if takes_mnist else fn(**kw)
+    return build
+
+
+# name -> (chapters that use it, function(mnist) that returns the cached or freshly trained model)
+MODELS = {
+    "vae16": ("02, 03, 05, 06", _model("vae", "reference_vae", plot=False)),
+    "vae2": ("02, demo 02", _model("vae", "reference_vae", latent_dim=2, plot=False)),
+    "vae16-noshift": ("02", _model("vae", "reference_vae", shift=0, plot=False)),
+    "vae16-article-loss": ("02", _model("vae", "reference_vae", recon="mse_mean", plot=False)),
+    "vae16-no-kl": ("02", _model("vae", "reference_vae", beta=0.0, plot=False)),
+    "classifier": ("02, 03, 05, 06", _model("metrics", "mnist_classifier")),
+    "mlp-gan": ("03", _model("gan", "reference_mlp_gan", plot=False)),
+    "dcgan": ("03, 06, demo 03", _model("gan", "reference_dcgan", plot=False)),
+    "translator": ("04, 05, 06, demo 04", _model("seq2seq", "reference_translator", False, attention=True, plot=False)),
+    "translator-bottleneck": ("04", _model("seq2seq", "reference_translator", False, attention=False, plot=False)),
+    "cvae": ("05", _model("conditional", "reference_cvae", plot=False)),
+}
+
+
+def _checkpoints() -> dict:
+    folder = checkpoint_path("x").parent
+    return {p: p.stat().st_mtime for p in folder.glob("*.pt")} if folder.exists() else {}
+
+
+def prepare(names=None, out=print) -> list[dict]:
+    """Load or train the named models (default: all); report per model what happened and where."""
+    unknown = sorted(set(names or ()) - set(MODELS))
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS)}")
+    from .data import load_mnist
+
+    mnist = load_mnist()
+    report = []
+    for name in names or MODELS:
+        chapters, build = MODELS[name]
+        before, t = _checkpoints(), time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # the training lines; the summary says it all
+            build(mnist)
+        seconds = time.perf_counter() - t
+        written = sorted(str(p) for p, m in _checkpoints().items() if before.get(p) != m)
+        row = {"model": name, "chapters": chapters, "trained": bool(written), "seconds": round(seconds, 1),
+               "files": written}
+        report.append(row)
+        what = f"trained in {seconds:.0f} s -> {', '.join(written)}" if written else f"cached ({seconds:.1f} s)"
+        out(f"{name:22s} (chapters {chapters}): {what}")
+    trained = sum(r["trained"] for r in report)
+    out(f"{len(report)} models ready in {checkpoint_path('x').parent} ({trained} trained now, "
+        f"{len(report) - trained} already cached)")
+    return report
