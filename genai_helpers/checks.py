@@ -1063,7 +1063,7 @@ def check_linear_flops(fn) -> None:
             r.fail(case, err)
             continue
         ref = torch.tensor(float(count_flops(nn.Linear(i, o), torch.zeros(b, i))), dtype=torch.float64)
-        t = lambda v: torch.tensor(float(v), dtype=torch.float64)  # noqa: E731
+        t = lambda v: torch.tensor(float(v), dtype=torch.float64)
         why = compare(out, ref, {
             "that counts multiply-adds; each is 2 FLOPs (a multiplication and an addition)": t(b * i * o),
             "that is per example: the batch has `batch` rows, each costs the same": t(2 * i * o),
