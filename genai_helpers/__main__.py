@@ -4,6 +4,8 @@
     execute [NOTEBOOK ...] [--quick] [--out DIR]   re-run notebooks (default: all, in place)
     student [--out DIR]                          the student version (default build/student/)
     prepare [MODEL ...] [--quick]                train and cache the course's models (default: all)
+    bench [--steps N] [--models vae dcgan seq2seq] [--time-to-quality] [--json FILE]
+                                                 course loop vs textbook loop, side by side
 """
 from __future__ import annotations
 
@@ -87,6 +89,24 @@ def prepare(args) -> int:
     return 0
 
 
+def bench(args) -> int:
+    """Throughput of the course loop against the textbook loop, and the quality each reached."""
+    import json
+
+    from .bench import run, time_to_quality
+    from .data import load_mnist
+
+    numbers = run(args.steps, args.models)
+    if args.time_to_quality:
+        numbers["time_to_quality"] = time_to_quality(load_mnist())
+        for r in numbers["time_to_quality"]:
+            print(f"{r['model']:32s} {r['bar']:42s} reached {r['reached']} at step {r['step']} "
+                  f"after {r['seconds']} s (whole reference run: {r['total_seconds']} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(numbers, indent=1, default=float))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genai_helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,9 +123,18 @@ def main(argv=None) -> int:
     st.add_argument("--out", default=str(REPO / "build" / "student"), help="output folder")
     st.set_defaults(func=student)
     pr = sub.add_parser("prepare", help="train and cache every model the course uses")
-    pr.add_argument("models", nargs="*", help="some of: " + ", ".join(__import__("genai_helpers.prepare").prepare.MODELS))
+    from .prepare import MODELS
+
+    pr.add_argument("models", nargs="*", help="some of: " + ", ".join(MODELS))
     pr.add_argument("--quick", action="store_true", help="the quick-mode models (what GENAI_QUICK=1 loads)")
     pr.set_defaults(func=prepare)
+    b = sub.add_parser("bench", help="course loop vs textbook loop: samples/s, ratio and quality")
+    b.add_argument("--steps", type=int, help="steps per round (3 rounds per loop; default 60, quick 8)")
+    b.add_argument("--models", nargs="+", default=["vae", "dcgan", "seq2seq"], choices=["vae", "dcgan", "seq2seq"])
+    b.add_argument("--time-to-quality", action="store_true",
+                   help="also read the cached reference models' histories: seconds to each chapter's bar")
+    b.add_argument("--json", help="also write the numbers to this file")
+    b.set_defaults(func=bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -81,7 +81,9 @@ class Memory:
 
     def repeat(self, k: int) -> Memory:
         """Each row k times (for beam search)."""
-        r = (lambda x: None if x is None else x.repeat_interleave(k, 0))
+        def r(x):
+            return None if x is None else x.repeat_interleave(k, 0)
+
         return Memory(r(self.states), r(self.keys), r(self.mask), r(self.summary))
 
 

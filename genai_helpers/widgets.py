@@ -260,7 +260,8 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
         raise TypeError("latent_walk needs a generator module with an integer `latent_dim` "
                         f"(e.g. one of gh.gan's generators), got {type(G).__name__}")
     dev = next(G.parameters()).device
-    directions = torch.nn.functional.normalize(torch.randn(10, dim, generator=torch.Generator().manual_seed(123)), dim=1)
+    noise = torch.randn(10, dim, generator=torch.Generator().manual_seed(123))
+    directions = torch.nn.functional.normalize(noise, dim=1)
     s_a = W.IntSlider(0, min=0, max=max_seed, description="seed A", continuous_update=True)
     s_b = W.IntSlider(1, min=0, max=max_seed, description="seed B", continuous_update=True)
     s_t = W.FloatSlider(0.0, min=0.0, max=1.0, step=0.02, description="A → B", continuous_update=True)

@@ -1,11 +1,9 @@
 import socket
-import time
 
 import pytest
 import torch
 
 from genai_helpers import data
-from genai_helpers.data import DataError
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from genai_helpers import data
-from test_data import data_root, no_network  # noqa: F401 (fixtures)
+from test_data import data_root, no_network  # noqa: F401, F811 (fixtures)
 
 def test_falls_back_fast_with_network_blocked(data_root, no_network, capsys):  # noqa: F811
     t = time.perf_counter()

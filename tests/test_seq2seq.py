@@ -50,15 +50,15 @@ def test_beam_search_finds_the_exhaustive_optimum(attention, seed):
     toks, scores, _ = S.beam_search(model, src, lengths, k=3 ** max_len, max_len=max_len)
     greedy_toks, greedy_score, _ = S.greedy(model, src, lengths, max_len)
     for b in range(2):
-        s, l = src[b:b + 1, :int(lengths[b])], lengths[b:b + 1]
-        best_score, best_seq = exhaustive(model, s, l, max_len)
+        s, n = src[b:b + 1, :int(lengths[b])], lengths[b:b + 1]
+        best_score, best_seq = exhaustive(model, s, n, max_len)
         assert strip(toks[b, 0]) == best_seq
         assert scores[b, 0].item() == pytest.approx(best_score, abs=1e-5)
         for k in (1, 2, 3):
-            tk, sc, _ = S.beam_search(model, s, l, k=k, max_len=max_len)
+            tk, sc, _ = S.beam_search(model, s, n, k=k, max_len=max_len)
             assert sc[0, 0].item() <= best_score + 1e-5
             # the reported score is the sequence's log-probability
-            assert sc[0, 0].item() == pytest.approx(sequence_logprob(model, s, l, strip(tk[0, 0])), abs=1e-5)
+            assert sc[0, 0].item() == pytest.approx(sequence_logprob(model, s, n, strip(tk[0, 0])), abs=1e-5)
             if k == 1:
                 assert strip(tk[0, 0]) == strip(greedy_toks[b])
                 assert sc[0, 0].item() == pytest.approx(greedy_score[b].item(), abs=1e-5)

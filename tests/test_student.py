@@ -23,7 +23,8 @@ def solution_lines(source):
 
 
 def test_clear_solutions_keeps_the_rest_and_rejects_broken_markers():
-    src = "def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION hint: square it\n    return x * x\n    ### END SOLUTION\n\ncheck(f)"
+    src = ("def f(x):\n    '''doc'''\n    ### BEGIN SOLUTION hint: square it\n    return x * x\n"
+           "    ### END SOLUTION\n\ncheck(f)")
     out = clear_solutions(src, "9.1")
     assert "return x * x" not in out and "'''doc'''" in out and out.endswith("check(f)")
     assert "raise NotImplementedError('Exercise 9.1 is not done yet. Hint: square it." in out
