@@ -20,7 +20,7 @@ def test_falls_back_fast_with_network_blocked(data_root, no_network, capsys):  #
     assert "offline MNIST sample" in capsys.readouterr().out
 
 
-def test_offline_flag_skips_the_network(data_root, monkeypatch):
+def test_offline_flag_skips_the_network(data_root, monkeypatch):  # noqa: F811
     monkeypatch.setenv("GENAI_OFFLINE", "1")
     monkeypatch.setattr(data, "_reachable", lambda *a, **k: pytest.fail("probed the network"))
     assert data.mnist_source().kind == "sample"
