@@ -313,8 +313,8 @@ def reference_mlp_gan(mnist: MNIST, plot: bool = True) -> TrainedGAN:
 def reference_dcgan(mnist: MNIST, plot: bool = True) -> TrainedGAN:
     """Chapter 03's DCGAN on MNIST (cached in data/checkpoints; trains if absent)."""
     torch.manual_seed(0)
-    G = DCGANGenerator(32, 32).to(mnist.device)
-    D = DCGANDiscriminator(32).to(mnist.device)
+    G = DCGANGenerator(32, 32).to(mnist.device).to(memory_format=torch.channels_last)
+    D = DCGANDiscriminator(32).to(mnist.device).to(memory_format=torch.channels_last)
     return _reference("gan_dcgan", G, D, mnist, plot, "DCGAN-1")
 
 

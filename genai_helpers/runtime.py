@@ -29,6 +29,20 @@ def is_offline() -> bool:
     return flag("GENAI_OFFLINE")
 
 
+def cpu_has_bf16() -> bool:
+    """Does this CPU multiply bf16 natively (Intel AMX or AVX512-BF16)? GENAI_CPU_BF16=0/1 overrides.
+
+    Only then is bf16 autocast worth it on the CPU; elsewhere it is emulated and slower.
+    """
+    if os.environ.get("GENAI_CPU_BF16") is not None:
+        return flag("GENAI_CPU_BF16")
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def pick(full, quick):
     """Return `quick` in quick mode, else `full` (e.g. epochs = gh.pick(full=100, quick=5))."""
     return quick if is_quick() else full

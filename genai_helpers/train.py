@@ -2,7 +2,7 @@
 
 `fit` is given a step function that does one optimisation step on a batch and returns its
 losses as a dict of scalar tensors. The loop owns everything else: batches taken by index
-from tensors already on the device, bf16 autocast on CUDA, a progress bar, a live plot,
+from tensors already on the device, bf16 autocast (CUDA; conv models on AMX CPUs), a progress bar, a live plot,
 the history, checkpoints (which double as a cache of trained models), NaN/inf detection
 with the last good weights restored, Ctrl-C (stops at a step boundary, model and history
 kept), and out-of-memory errors.
@@ -25,7 +25,7 @@ from tqdm.std import tqdm
 
 from .checkpoint import (CheckpointError, load_checkpoint, mismatches, read_checkpoint,
                          restore_rng, save_checkpoint)
-from .runtime import data_dir, is_quick
+from .runtime import cpu_has_bf16, data_dir, is_quick
 
 
 SAVE_SECONDS = 30.0  # default time between checkpoints
@@ -188,6 +188,7 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
     config: plain values (hyper-parameters) that must match for a checkpoint to be reused.
     checkpoint_every: steps between checkpoints (default: every 30 s of training, and at the end).
     log_every: steps between reading losses back from the device (default 1 on CPU, 25 on GPU).
+    amp: bf16 autocast where it pays (CUDA; convolutional models on CPUs with AMX); False: fp32.
     """
     data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
     device = data[0].device
@@ -220,8 +221,7 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         bar = tqdm(total=(epochs - history.epoch) * n_batches - history.batch, desc=desc,
                    unit="step", mininterval=0.5, file=DisplayLine() if in_notebook() else sys.stdout,
                    ncols=120 if in_notebook() else None, ascii=False)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda"
-                else contextlib.nullcontext())
+    autocast = _autocast(device, modules) if amp else contextlib.nullcontext()
     guard = _Guard(state)
     pending: list = []  # per-step loss dicts not yet read back from the device
     last_save = [time.perf_counter(), history.step]
@@ -360,6 +360,17 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
 
 
 @torch.no_grad()
+def _autocast(device: torch.device, modules):
+    """bf16 autocast on CUDA; on a CPU with native bf16 (AMX) only for convolutional models,
+    where it measured 1.6x (the GRUs and small MLPs of the course get slower, so they stay fp32)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    convolutional = any(isinstance(layer, nn.modules.conv._ConvNd) for m in modules for layer in m.modules())
+    if device.type == "cpu" and convolutional and cpu_has_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _evaluate(eval_fn, modules) -> dict:
     for m in modules:
         m.eval()

@@ -74,7 +74,7 @@ def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce"):
     recon="bce" is the Bernoulli log-likelihood summed over pixels (the ELBO when beta=1);
     recon="mse_mean" is the article's mean squared error averaged over pixels (ERRATA 5).
     """
-    logits, mu, logvar = model(x)
+    logits, mu, logvar = (t.float() for t in model(x))  # the loss in fp32 under bf16 autocast
     if recon == "bce":
         rec = bernoulli_nll(logits, x)
     elif recon == "mse_mean":
@@ -87,7 +87,7 @@ def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce"):
 
 def neg_elbo(model: VAE, x) -> torch.Tensor:
     """-ELBO per image in nats (one posterior sample), whatever loss the model was trained with."""
-    logits, mu, logvar = model(x)
+    logits, mu, logvar = (t.float() for t in model(x))
     return bernoulli_nll(logits, x) + gaussian_kl(mu, logvar)
 
 
@@ -122,17 +122,8 @@ def random_shift(x, max_shift: int = 1):
     return padded[torch.arange(b, device=x.device)[:, None, None], 0, rows, cols].unsqueeze(1)
 
 
-def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 1.0,
-              recon: str = "bce", shift: int = 1, lr: float = 1e-3, batch_size: int = 128,
-              name: str | None = None, seed: int = 0, plot: bool = True) -> tuple[VAE, History]:
-    """Train a VAE on MNIST with the course loop; with `name`, the result is cached in data/.
-
-    Evaluates the test negative ELBO (nats per image) after every epoch.
-    """
-    torch.manual_seed(seed)
-    model = VAE(latent_dim).to(mnist.device)
-    opt = adam(model.parameters(), lr=lr)
-
+def vae_step(model: VAE, opt, beta: float = 1.0, recon: str = "bce", shift: int = 1):
+    """The step function for `gh.fit`: one Adam step on the mean negative ELBO of a batch."""
     def step(x):
         if shift:
             x = random_shift(x, shift)
@@ -141,6 +132,21 @@ def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 
         loss.mean().backward()
         opt.step()
         return {"loss": loss.mean(), "reconstruction": rec.mean(), "kl": kl.mean()}
+
+    return step
+
+
+def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 1.0,
+              recon: str = "bce", shift: int = 1, lr: float = 1e-3, batch_size: int = 128,
+              name: str | None = None, seed: int = 0, plot: bool = True) -> tuple[VAE, History]:
+    """Train a VAE on MNIST with the course loop; with `name`, the result is cached in data/.
+
+    Evaluates the test negative ELBO (nats per image) after every epoch.
+    """
+    torch.manual_seed(seed)
+    model = VAE(latent_dim).to(mnist.device).to(memory_format=torch.channels_last)
+    opt = adam(model.parameters(), lr=lr)
+    step = vae_step(model, opt, beta, recon, shift)
 
     def evaluate():
         return {"test_neg_elbo": neg_elbo(model, mnist.test_x).mean()}
