@@ -4,7 +4,7 @@
     execute [NOTEBOOK ...] [--quick] [--out DIR]   re-run notebooks (default: all, in place)
     student [--out DIR]                          the student version (default build/student/)
     prepare [MODEL ...] [--quick]                train and cache the course's models (default: all)
-    bench [--steps N] [--models vae dcgan seq2seq] [--time-to-quality] [--json FILE]
+    bench [--steps N] [--models vae dcgan seq2seq] [--epochs] [--time-to-quality] [--json FILE]
                                                  course loop vs textbook loop, side by side
 """
 from __future__ import annotations
@@ -93,10 +93,14 @@ def bench(args) -> int:
     """Throughput of the course loop against the textbook loop, and the quality each reached."""
     import json
 
-    from .bench import run, time_to_quality
+    from .bench import epoch_seconds, run, time_to_quality
     from .data import load_mnist
 
     numbers = run(args.steps, args.models)
+    if args.epochs:
+        numbers["epoch_seconds"] = epoch_seconds(load_mnist())
+        for r in numbers["epoch_seconds"]:
+            print(f"{r['model']:32s} one epoch of {r['what']}: {r['seconds']:.2f} s")
     if args.time_to_quality:
         numbers["time_to_quality"] = time_to_quality(load_mnist())
         for r in numbers["time_to_quality"]:
@@ -131,6 +135,8 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="course loop vs textbook loop: samples/s, ratio and quality")
     b.add_argument("--steps", type=int, help="steps per round (3 rounds per loop; default 60, quick 8)")
     b.add_argument("--models", nargs="+", default=["vae", "dcgan", "seq2seq"], choices=["vae", "dcgan", "seq2seq"])
+    b.add_argument("--epochs", action="store_true",
+                   help="also time one epoch of 60,000 images (VAE, DCGAN) and 100,000 date pairs (Seq2Seq)")
     b.add_argument("--time-to-quality", action="store_true",
                    help="also read the cached reference models' histories: seconds to each chapter's bar")
     b.add_argument("--json", help="also write the numbers to this file")

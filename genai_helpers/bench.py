@@ -269,6 +269,42 @@ def time_to_quality(mnist) -> list[dict]:
     return rows
 
 
+def epoch_seconds(mnist) -> list[dict]:
+    """Seconds of the course loop for one epoch of 60,000 images (the training digits tiled when
+    only the offline sample is here) for the VAE and the DCGAN, and of 100,000 date pairs for the
+    Seq2Seq, each after a short warm-up, at the chapters' batch sizes."""
+    from .gan import scaled
+    from .seq2seq import date_data, length_buckets
+
+    def tile(x, n):
+        return x.repeat(-(-n // len(x)), *[1] * (x.dim() - 1))[:n]
+
+    def timed(step, data: tuple, state, batch_size, shuffle=True):
+        course_loop(step, tuple(t[:5 * batch_size] for t in data), state, batch_size, 5)  # warm-up
+        sync = torch.cuda.synchronize if data[0].device.type == "cuda" else (lambda: None)
+        sync()
+        t = time.perf_counter()
+        course_loop(step, data, state, batch_size, len(data[0]) // batch_size, shuffle=shuffle)
+        sync()
+        return time.perf_counter() - t
+
+    rows = []
+    model, opt, step = vae_parts(device=mnist.device)
+    rows.append({"model": "VAE (ch. 02)", "what": "60,000 images, batch 128",
+                 "seconds": timed(step, (tile(mnist.train_x, 60_000),), {"model": model, "opt": opt}, 128)})
+    (G, D, og, od), step = dcgan_parts(device=mnist.device)
+    rows.append({"model": "DCGAN (ch. 03)", "what": "60,000 images, batch 64",
+                 "seconds": timed(step, (tile(scaled(mnist), 60_000),), {"G": G, "D": D, "opt_g": og, "opt_d": od},
+                                  64)})
+    data = date_data(100_000, n_test=1000)
+    order = length_buckets(data["train"][1], 128)
+    model, opt, step = seq2seq_parts(data)
+    rows.append({"model": "Seq2Seq with attention (ch. 04)", "what": "100,000 date pairs, batch 128",
+                 "seconds": timed(step, tuple(t[order] for t in data["train"]), {"model": model, "opt": opt}, 128,
+                                  shuffle=False)})
+    return rows
+
+
 def run(steps: int | None = None, models=("vae", "dcgan", "seq2seq"), out=print) -> dict:
     """The whole benchmark; prints a table and returns the numbers."""
     from .data import load_mnist
