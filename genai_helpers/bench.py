@@ -17,7 +17,6 @@ import io
 import time
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .train import adam, fit
@@ -106,26 +105,12 @@ def textbook_decoder(model, src, lengths, tgt_in):
 
 
 def seq2seq_parts(data, seed: int = 0, fast: bool = True, lr: float = 3e-3):
-    from .seq2seq import REFERENCE, Seq2Seq, masked_loss, teacher_inputs
+    from .seq2seq import REFERENCE, Seq2Seq, seq2seq_step
 
     torch.manual_seed(seed)
     model = Seq2Seq(data.src_vocab, data.tgt_vocab, attention=True, **REFERENCE["size"]).to(data["train"][0].device)
     opt = adam(model.parameters(), lr=lr) if fast else torch.optim.Adam(model.parameters(), lr=lr)
-
-    def step(batch):
-        s, n, y = batch
-        if fast:
-            logits, _ = model(s[:, :int(n.max())], n, teacher_inputs(y))
-        else:
-            logits = textbook_decoder(model, s, n, teacher_inputs(y))
-        loss = masked_loss(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return {"loss": loss}
-
-    return model, opt, step
+    return model, opt, seq2seq_step(model, opt, trim=fast, decoder=None if fast else textbook_decoder)
 
 
 # --- the benchmark -----------------------------------------------------------------------------

@@ -184,21 +184,13 @@ def classifier_workload(mnist, batch_size: int = 128) -> Workload:
 def seq2seq_workload(data, attention: bool = True, batch_size: int = 128) -> Workload:
     """Chapter 04's date translator (teacher-forced cross-entropy step); generating is greedy
     decoding of test inputs."""
-    from .seq2seq import REFERENCE, Seq2Seq, greedy, masked_loss, teacher_inputs
+    from .seq2seq import REFERENCE, Seq2Seq, greedy, seq2seq_step
 
     src = data["train"][0]
     model = Seq2Seq(data.src_vocab, data.tgt_vocab, attention=attention, **REFERENCE["size"]).to(src.device)
     opt = adam(model.parameters(), lr=3e-3)
 
-    def step(batch):
-        s, n, y = batch
-        logits, _ = model(s[:, :int(n.max())], n, teacher_inputs(y))
-        loss = masked_loss(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return {"loss": loss}
+    step = seq2seq_step(model, opt)
 
     def translate(n):
         s, lengths, _ = (t[:n] for t in data["test"])

@@ -323,6 +323,31 @@ def length_buckets(lengths, batch_size: int, seed: int = 0) -> torch.Tensor:
     return torch.cat([blocks.flatten(), order[n - n % batch_size:]]).to(lengths.device)
 
 
+def seq2seq_step(model: Seq2Seq, opt, trim: bool = True, decoder=None, before=None):
+    """The step function for `gh.fit`: teacher-forced masked cross-entropy, gradient norm clipped to 1.
+
+    trim: cut the batch to its longest input first (free on a CPU; a host sync on a GPU).
+    decoder: function(model, src, lengths, tgt_in) -> logits instead of the model's own forward.
+    before: called first in every step (e.g. a learning-rate schedule).
+    """
+    def step(batch):
+        s, n, y = batch
+        if before is not None:
+            before()
+        if trim:
+            s = s[:, :int(n.max())]
+        tgt_in = teacher_inputs(y)
+        logits = decoder(model, s, n, tgt_in) if decoder is not None else model(s, n, tgt_in)[0]
+        loss = masked_loss(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return {"loss": loss}
+
+    return step
+
+
 def train_seq2seq(data: DateData, *, attention: bool = True, steps: int = 3000, batch_size: int = 128,
                   lr: float = 3e-3, size: dict | None = None, name: str | None = None, seed: int = 0,
                   plot: bool = True, init: Seq2Seq | None = None):
@@ -351,22 +376,14 @@ def train_seq2seq(data: DateData, *, attention: bool = True, steps: int = 3000, 
 
     done = []  # optimisation steps so far, read once from the optimiser (a resumed run has some)
 
-    def step(batch):
-        s, n, y = batch
+    def schedule():
         if not done:
             done.append(int(float(opt.state[first]["step"])) if opt.state else 0)
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (total - done[0]) / (0.4 * total))
         done[0] += 1
-        if trim:
-            s = s[:, :int(n.max())]
-        logits, _ = model(s, n, teacher_inputs(y))
-        loss = masked_loss(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return {"loss": loss}
+
+    step = seq2seq_step(model, opt, trim=trim, before=schedule)
 
     valid = tuple(t[:2000] for t in data["valid"])
     fingerprint = None if init is None else round(sum(p.double().sum().item() for p in init.parameters()), 6)
