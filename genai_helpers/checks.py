@@ -1234,7 +1234,7 @@ def _masked_cases():
 
 
 def check_keep_observed(fn) -> None:
-    """Exercise 5.2: keep_observed(guess, observed, mask): guess where mask is True, observed elsewhere."""
+    """Exercise 5.3: keep_observed(guess, observed, mask): guess where mask is True, observed elsewhere."""
     _require_callable(fn, "keep_observed", "check_keep_observed(keep_observed)")
     r = Report("keep_observed")
     cases, g = _masked_cases()
@@ -1264,7 +1264,7 @@ def check_keep_observed(fn) -> None:
 
 
 def check_masked_psnr(fn) -> None:
-    """Exercise 5.3: masked_psnr(restored, target, mask) -> PSNR per image in dB over the masked pixels."""
+    """Exercise 5.4: masked_psnr(restored, target, mask) -> PSNR per image in dB over the masked pixels."""
     _require_callable(fn, "masked_psnr", "check_masked_psnr(masked_psnr)")
     from .metrics import psnr
 
@@ -1296,7 +1296,7 @@ def check_masked_psnr(fn) -> None:
 
 
 def check_downsample(fn) -> None:
-    """Exercise 5.4: downsample(x) -> (N, 1, 14, 14), each pixel the mean of a 2x2 block."""
+    """Exercise 5.5: downsample(x) -> (N, 1, 14, 14), each pixel the mean of a 2x2 block."""
     _require_callable(fn, "downsample", "check_downsample(downsample)")
     import torch.nn.functional as F
 
@@ -1322,7 +1322,7 @@ def check_downsample(fn) -> None:
 
 
 def check_accuracy_per_class(fn) -> None:
-    """Exercise 5.5: accuracy_per_class(pred, requested) -> (10,) share of each requested digit read right."""
+    """Exercise 5.2: accuracy_per_class(pred, requested) -> (10,) share of each requested digit read right."""
     _require_callable(fn, "accuracy_per_class", "check_accuracy_per_class(accuracy_per_class)")
     from .conditional import accuracy_per_class
 

@@ -28,7 +28,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 # demo -> how to operate it: drag the first slider, or type dates into the text box
 ACTIONS = {"01_kl_divergence": "slider", "02_vae_latent_space": "slider",
-           "03_gan_latent_walk": "slider", "04_date_translator": "text"}
+           "03_gan_latent_walk": "slider", "04_date_translator": "text", "05_inpainting": "slider"}
 
 if CHROMIUM is None:
     if os.environ.get("GENAI_REQUIRE_BROWSER") == "1":

@@ -99,7 +99,8 @@ def test_downsample_and_bicubic_shapes_and_values():
     assert low.shape == (1, 1, 14, 14) and low[0, 0, 1, 2] == 1.0 and low.sum() == 1.0
     up = restore.upsample_bicubic(low)
     assert up.shape == (1, 1, 28, 28) and up.min() >= 0 and up.max() <= 1
-    assert metrics.psnr(restore.upsample_bicubic(torch.full((1, 1, 14, 14), 0.5)), torch.full((1, 1, 28, 28), 0.5)) > 100
+    grey = torch.full((1, 1, 28, 28), 0.5)
+    assert metrics.psnr(restore.upsample_bicubic(restore.downsample(grey)), grey) > 100
 
 
 @pytest.mark.parametrize("observed, mask, words", [
