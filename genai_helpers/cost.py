@@ -123,20 +123,14 @@ def matmul_rate(n: int = 1024, repeats: int = 5, device=None) -> float:
 # --- the course's models as workloads ----------------------------------------------------------
 
 def vae_workload(mnist, latent_dim: int = 16, batch_size: int = 128, name: str = "VAE (ch. 02)") -> Workload:
-    """Chapter 02's VAE and its training step (negative ELBO, 1-pixel shifts)."""
-    from .vae import VAE, objective, random_shift
+    """Chapter 02's VAE as `gh.vae.train_vae` builds it, and its training step (negative ELBO,
+    1-pixel shifts)."""
+    from .vae import VAE, vae_step
 
-    model = VAE(latent_dim).to(mnist.device)
+    model = VAE(latent_dim).to(mnist.device).to(memory_format=torch.channels_last)
     opt = adam(model.parameters(), lr=1e-3)
-
-    def step(x):
-        loss = objective(model, random_shift(x, 1))[0].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss}
-
-    return Workload(name, {"model": model, "opt": opt}, step, mnist.train_x, batch_size, model.sample)
+    return Workload(name, {"model": model, "opt": opt}, vae_step(model, opt), mnist.train_x, batch_size,
+                    model.sample)
 
 
 def gan_workload(G, D, data, batch_size: int = 64, name: str = "GAN") -> Workload:
