@@ -103,13 +103,13 @@ def throughput(works: dict, steps: int = 20, warmup: int = 3, repeats: int = 3,
     return best
 
 
-def matmul_rate(n: int = 1024, repeats: int = 5, device=None) -> float:
-    """FLOP/s of an n x n float32 matrix product on the device, best of `repeats`: the speed this
-    machine reaches on the easiest possible work, a yardstick for the models."""
+def matmul_rate(n: int = 1024, repeats: int = 5, device=None, dtype=torch.float32) -> float:
+    """FLOP/s of an n x n matrix product (float32 unless `dtype`) on the device, best of `repeats`:
+    the speed this machine reaches on the easiest possible work, a yardstick for the models."""
     from .runtime import device as default_device
 
     dev = torch.device(device) if device is not None else default_device()
-    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     best = float("inf")
     for _ in range(repeats + 1):  # the first is a warm-up
         if dev.type == "cuda":
