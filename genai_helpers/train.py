@@ -75,9 +75,10 @@ def adam(params, lr: float = 1e-3, betas=(0.9, 0.999), **kw) -> torch.optim.Adam
 
 
 def checkpoint_path(name) -> Path:
-    """A bare name means data/checkpoints/<name>[-quick].pt ($GENAI_CHECKPOINTS moves the folder)."""
+    """A bare name (dots allowed, e.g. vae_beta-0.0) means data/checkpoints/<name>[-quick].pt
+    ($GENAI_CHECKPOINTS moves the folder); a name ending in .pt or with a folder is a path."""
     p = Path(name)
-    if p.suffix or p.parent != Path("."):
+    if p.suffix == ".pt" or p.parent != Path("."):
         return p
     folder = Path(os.environ.get("GENAI_CHECKPOINTS") or data_dir() / "checkpoints")
     return folder / f"{name}{'-quick' if is_quick() else ''}.pt"

@@ -126,3 +126,10 @@ def test_cpu_autocast_only_where_it_pays(monkeypatch, conv, cpu_bf16, expected):
     assert seen == [expected, expected]
     gh.fit(step, data, state={"model": model}, epochs=1, batch_size=4, plot=False, progress=False, amp=False)
     assert seen[2:] == [False, False]
+
+
+def test_checkpoint_names_with_dots_stay_in_the_checkpoint_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENAI_CHECKPOINTS", str(tmp_path))
+    assert gh.train.checkpoint_path("vae_latent16_beta-0.0") == tmp_path / "vae_latent16_beta-0.0-quick.pt"
+    assert gh.train.checkpoint_path("elsewhere/model.pt") == gh.train.Path("elsewhere/model.pt")
+    assert gh.train.checkpoint_path("model.pt") == gh.train.Path("model.pt")
