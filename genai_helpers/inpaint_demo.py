@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .gan import single_thread
 from .metrics import psnr
 from .restore import fill_nearest, inpaint_latent, make_masks
 from .widgets import Demo, Stopwatch, figure_png, png_bytes
@@ -42,17 +43,19 @@ def strip(panels: list[np.ndarray], gap: int = 2) -> np.ndarray:
 @torch.no_grad()
 def precompute(vae, images, train_x, kinds=KINDS, steps: int = 100, seed: int = 0) -> dict:
     """For each mask kind: masks, the VAE's repairs and the nearest-neighbour repairs of `images`
-    (on the CPU), and the PSNR of both on the hidden pixels."""
-    out = {}
-    for i, kind in enumerate(kinds):
-        masks = make_masks(kind, len(images), torch.Generator().manual_seed(seed + i)).to(images.device)
-        observed = images * ~masks
-        vae_fix = inpaint_latent(vae, observed, masks, steps=steps)
-        nn_fix = fill_nearest(observed, masks, train_x)
-        out[kind] = {"mask": masks.cpu(), "vae": vae_fix.cpu(), "nearest": nn_fix.cpu(),
-                     "psnr_vae": psnr(vae_fix, images, masks).cpu(),
-                     "psnr_nearest": psnr(nn_fix, images, masks).cpu()}
-    return out
+    (on the CPU), and the PSNR of both on the hidden pixels. On one CPU thread: these small
+    batches gain nothing from two, and lose much when another program keeps the second core busy."""
+    with single_thread():
+        return {kind: _repairs(vae, images, train_x, kind, seed + i, steps) for i, kind in enumerate(kinds)}
+
+
+def _repairs(vae, images, train_x, kind, seed, steps):
+    masks = make_masks(kind, len(images), torch.Generator().manual_seed(seed)).to(images.device)
+    observed = images * ~masks
+    vae_fix = inpaint_latent(vae, observed, masks, steps=steps)
+    nn_fix = fill_nearest(observed, masks, train_x)
+    return {"mask": masks.cpu(), "vae": vae_fix.cpu(), "nearest": nn_fix.cpu(),
+            "psnr_vae": psnr(vae_fix, images, masks).cpu(), "psnr_nearest": psnr(nn_fix, images, masks).cpu()}
 
 
 def inpainting_demo(vae, images, train_x, kinds=KINDS, steps: int = 100) -> Demo:
