@@ -1046,6 +1046,10 @@ def _number(out):
     return out.detach().double().reshape(()), None
 
 
+def _float64(v) -> torch.Tensor:
+    return torch.tensor(float(v), dtype=torch.float64)
+
+
 def check_linear_flops(fn) -> None:
     """Exercise 6.1: linear_flops(batch, n_in, n_out) -> FLOPs of nn.Linear(n_in, n_out)'s forward pass."""
     from torch import nn
@@ -1062,8 +1066,8 @@ def check_linear_flops(fn) -> None:
         if err:
             r.fail(case, err)
             continue
-        ref = torch.tensor(float(count_flops(nn.Linear(i, o), torch.zeros(b, i))), dtype=torch.float64)
-        t = lambda v: torch.tensor(float(v), dtype=torch.float64)
+        ref = _float64(count_flops(nn.Linear(i, o), torch.zeros(b, i)))
+        t = _float64
         why = compare(out, ref, {
             "that counts multiply-adds; each is 2 FLOPs (a multiplication and an addition)": t(b * i * o),
             "that is per example: the batch has `batch` rows, each costs the same": t(2 * i * o),
@@ -1126,7 +1130,8 @@ def check_membership_auc(fn) -> None:
         "identical scores: 0.5, a coin toss": (torch.zeros(4), torch.zeros(6)),
         "overlapping scores with ties (integers)": (torch.randint(0, 5, (40,), generator=g).float() + 1,
                                                     torch.randint(0, 5, (30,), generator=g).float()),
-        "overlapping Gaussians, 200 and 300 scores": (torch.randn(200, generator=g) + 0.7, torch.randn(300, generator=g)),
+        "overlapping Gaussians, 200 and 300 scores": (torch.randn(200, generator=g) + 0.7,
+                                                      torch.randn(300, generator=g)),
     }
     for case, (m, n) in cases.items():
         out, err = call(fn, m.clone(), n.clone())
