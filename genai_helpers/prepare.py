@@ -23,7 +23,7 @@ def _model(module: str, function: str, takes_mnist: bool = True, **kw):
 
 # name -> (chapters that use it, function(mnist) that returns the cached or freshly trained model)
 MODELS = {
-    "vae16": ("02, 03, 05, 06", _model("vae", "reference_vae", plot=False)),
+    "vae16": ("02, 03, 05, 06, demo 05", _model("vae", "reference_vae", plot=False)),
     "vae2": ("02, demo 02", _model("vae", "reference_vae", latent_dim=2, plot=False)),
     "vae16-noshift": ("02", _model("vae", "reference_vae", shift=0, plot=False)),
     "vae16-article-loss": ("02", _model("vae", "reference_vae", recon="mse_mean", plot=False)),
