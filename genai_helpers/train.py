@@ -376,7 +376,8 @@ def _evaluate(eval_fn, modules) -> dict:
     for m in modules:
         m.eval()
     try:
-        out = eval_fn()
+        with torch.no_grad():
+            out = eval_fn()
     finally:
         for m in modules:
             m.train()
