@@ -19,6 +19,7 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .runtime import is_quick
 from .train import adam, fit
 
 
@@ -121,72 +122,88 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def compare(name: str, textbook, course, steps: int, batch_size: int, quality, rounds: int = 3) -> dict:
-    """Run both loops `rounds` times, interleaved, `steps` steps each round; then their quality.
+def _tile(x, rows: int):
+    """x repeated along the first dimension to at least `rows` rows."""
+    return x.repeat(-(-rows // len(x)), *[1] * (x.dim() - 1))[:max(rows, len(x))]
 
-    textbook / course: function(steps) that trains its own model `steps` more steps.
-    quality: function(which) -> dict of numbers for "textbook" or "course".
-    """
-    textbook(2), course(2)  # warm-up: allocations, kernels, thread pools
+
+class Pair:
+    """Two copies of one model (same initial weights): one trained by the textbook loop on
+    `dataset`, one by the course loop on `data` (a tuple of tensors on the device)."""
+
+    def __init__(self, name, batch_size, textbook_step, dataset, course_step, data: tuple, state, quality,
+                 bar, shuffle: bool = True):
+        self.name, self.batch_size, self.quality, self.bar = name, batch_size, quality, bar
+        self.textbook_step, self.dataset, self.device = textbook_step, dataset, data[0].device
+        self.course_step, self.data, self.state, self.shuffle = course_step, data, state, shuffle
+        self.done = {"textbook": 0, "course": 0}
+
+    def textbook(self, k: int):
+        textbook_loop(self.textbook_step, self.dataset, self.batch_size, k, self.device, seed=self.done["textbook"])
+        self.done["textbook"] += k
+
+    def course(self, k: int):
+        rows = k * self.batch_size
+        start = self.done["course"] * self.batch_size % max(len(self.data[0]) - rows, 1)  # move on through the data
+        course_loop(self.course_step, tuple(t[start:start + rows] for t in self.data), self.state, self.batch_size,
+                    k, shuffle=self.shuffle)
+        self.done["course"] += k
+
+    def reached(self, q: dict) -> bool:
+        key, sign, value, _ = self.bar
+        return q[key] <= value if sign == "<=" else q[key] >= value
+
+
+def compare(pair: Pair, steps: int, rounds: int = 3) -> dict:
+    """Run both loops `rounds` times, interleaved, `steps` steps each round; then their quality."""
+    pair.textbook(2), pair.course(2)  # warm-up: allocations, kernels, thread pools
     times = {"textbook": 0.0, "course": 0.0}
     for _ in range(rounds):
-        times["textbook"] += _timed(lambda: textbook(steps))
-        times["course"] += _timed(lambda: course(steps))
-    samples = rounds * steps * batch_size
-    row = {"model": name, "steps": rounds * steps + 2, "batch_size": batch_size,
+        times["textbook"] += _timed(lambda: pair.textbook(steps))
+        times["course"] += _timed(lambda: pair.course(steps))
+    samples = rounds * steps * pair.batch_size
+    row = {"model": pair.name, "steps": rounds * steps + 2, "batch_size": pair.batch_size,
            "textbook_samples_per_s": samples / times["textbook"], "course_samples_per_s": samples / times["course"]}
     row["speedup"] = row["course_samples_per_s"] / row["textbook_samples_per_s"]
-    row["quality"] = {"textbook": quality("textbook"), "course": quality("course")}
+    row["quality"] = {"textbook": pair.quality("textbook"), "course": pair.quality("course")}
     return row
 
 
-def bench_vae(mnist, steps: int, batch_size: int = 128) -> dict:
+def race(pair: Pair, every: int, max_steps: int) -> dict:
+    """Train each loop from scratch until its quality passes the bar (checked every `every`
+    steps, not timed); the training seconds and steps each needed."""
+    row = {"model": pair.name, "bar": pair.bar[3]}
+    for which in ("textbook", "course"):
+        seconds, steps, q = 0.0, 0, None
+        while steps < max_steps:
+            seconds += _timed(lambda: getattr(pair, which)(every))
+            steps += every
+            q = pair.quality(which)
+            if pair.reached(q):
+                break
+        row[which] = {"seconds": round(seconds, 1), "steps": steps, "reached": pair.reached(q), **q}
+    t, c = row["textbook"], row["course"]
+    row["speedup"] = t["seconds"] / c["seconds"] if t["reached"] and c["reached"] else None
+    return row
+
+
+def vae_pair(mnist, batch_size: int = 128) -> Pair:
     from .vae import neg_elbo
 
-    dev = mnist.device
-    tb_model, _, tb_step = vae_parts(device=dev, fast=False)
-    co_model, co_opt, co_step = vae_parts(device=dev, fast=True)
-    dataset = ItemDataset(mnist.train_images)
-    data = mnist.train_x.repeat(-(-(steps * batch_size) // len(mnist.train_x)), 1, 1, 1)
+    tb_model, _, tb_step = vae_parts(device=mnist.device, fast=False)
+    co_model, co_opt, co_step = vae_parts(device=mnist.device, fast=True)
     models = {"textbook": tb_model, "course": co_model}
 
     def quality(which):
         models[which].eval()
         with torch.no_grad():
-            v = neg_elbo(models[which], mnist.test_x[:1000]).mean().item()
+            v = neg_elbo(models[which], mnist.test_x).mean().item()
         models[which].train()
         return {"test_neg_elbo": round(v, 2)}
 
-    return compare("VAE (ch. 02)",
-                   lambda k: textbook_loop(tb_step, dataset, batch_size, k, dev),
-                   lambda k: course_loop(co_step, data, {"model": co_model, "opt": co_opt}, batch_size, k),
-                   steps, batch_size, quality)
-
-
-def bench_dcgan(mnist, steps: int, batch_size: int = 64) -> dict:
-    from .gan import scaled
-    from .metrics import classifier_features, evaluate_images, mnist_classifier
-
-    dev = mnist.device
-    (tg, *_), tb_step = dcgan_parts(device=dev, fast=False)
-    (cg, cd, cog, cod), co_step = dcgan_parts(device=dev, fast=True)
-    dataset = _Scaled(mnist.train_images)
-    data = scaled(mnist).repeat(-(-(steps * batch_size) // len(mnist.train_x)), 1, 1, 1)
-    classifier = mnist_classifier(mnist)
-    reference = classifier_features(classifier, mnist.test_x[:1000])
-    gens = {"textbook": tg, "course": cg}
-
-    def quality(which):
-        g = gens[which]
-        with torch.no_grad():
-            x = g.sample(1000, torch.Generator().manual_seed(1)).float()
-        return {"classifier_fid": round(evaluate_images(classifier, x, reference)["fid"], 1)}
-
-    return compare("DCGAN (ch. 03)",
-                   lambda k: textbook_loop(tb_step, dataset, batch_size, k, dev),
-                   lambda k: course_loop(co_step, data, {"G": cg, "D": cd, "opt_g": cog, "opt_d": cod},
-                                         batch_size, k),
-                   steps, batch_size, quality)
+    return Pair("VAE (ch. 02)", batch_size, tb_step, ItemDataset(mnist.train_images), co_step,
+                (_tile(mnist.train_x, 60_000),), {"model": co_model, "opt": co_opt}, quality,
+                ("test_neg_elbo", "<=", 110.0, "test -ELBO <= 110 nats"))
 
 
 class _Scaled(ItemDataset):
@@ -196,62 +213,43 @@ class _Scaled(ItemDataset):
         return [self.tensors[0][i].float().div(127.5).sub(1)]
 
 
-def bench_seq2seq(steps: int, batch_size: int = 128, n_train: int = 40_000) -> dict:
+def dcgan_pair(mnist, batch_size: int = 64) -> Pair:
+    from .gan import scaled
+    from .metrics import classifier_features, evaluate_images, mnist_classifier
+
+    (tg, *_), tb_step = dcgan_parts(device=mnist.device, fast=False)
+    (cg, cd, cog, cod), co_step = dcgan_parts(device=mnist.device, fast=True)
+    classifier = mnist_classifier(mnist)
+    reference = classifier_features(classifier, mnist.test_x)
+    gens = {"textbook": tg, "course": cg}
+
+    def quality(which):
+        with torch.no_grad():
+            x = gens[which].sample(len(mnist.test_x), torch.Generator().manual_seed(1)).float()
+        return {"classifier_fid": round(evaluate_images(classifier, x, reference)["fid"], 1)}
+
+    return Pair("DCGAN (ch. 03)", batch_size, tb_step, _Scaled(mnist.train_images), co_step,
+                (_tile(scaled(mnist), 60_000),), {"G": cg, "D": cd, "opt_g": cog, "opt_d": cod}, quality,
+                ("classifier_fid", "<=", 125.0, "classifier-FID <= 125 (the VAE's samples)"))
+
+
+def seq2seq_pair(batch_size: int = 128, n_train: int = 40_000) -> Pair:
     from .seq2seq import accuracy, date_data, length_buckets
 
     data = date_data(n_train, n_test=2000)
     tb_model, _, tb_step = seq2seq_parts(data, fast=False)
     co_model, co_opt, co_step = seq2seq_parts(data, fast=True)
     src, lengths, tgt = data["train"]
-    dataset = ItemDataset(src, lengths, tgt)
-    order = length_buckets(lengths, batch_size)
-    bucketed = tuple(t[order] for t in data["train"])
+    bucketed = tuple(t[length_buckets(lengths, batch_size)] for t in data["train"])
     valid = tuple(t[:2000] for t in data["valid"])
     models = {"textbook": tb_model, "course": co_model}
-    done = [0]
-
-    def course(k):
-        start = done[0] * batch_size % (len(src) - k * batch_size)
-        done[0] += k
-        return course_loop(co_step, tuple(t[start:] for t in bucketed), {"model": co_model, "opt": co_opt},
-                           batch_size, k, shuffle=False)
 
     def quality(which):
         return {"valid_exact_match": round(accuracy(models[which], valid), 4)}
 
-    return compare("Seq2Seq with attention (ch. 04)",
-                   lambda k: textbook_loop(tb_step, dataset, batch_size, k, src.device),
-                   course, steps, batch_size, quality)
-
-
-def time_to_quality(mnist) -> list[dict]:
-    """Seconds each cached reference model took to reach its chapter's bar (from its history)."""
-    from .gan import reference_dcgan
-    from .seq2seq import reference_translator
-    from .vae import reference_vae
-
-    rows = []
-
-    def first(evals, key, ok, total_steps, seconds):
-        for e in evals:
-            if key in e and ok(e[key]):
-                s = e.get("seconds", seconds * e["step"] / max(total_steps, 1))
-                return {"reached": round(e[key], 4), "step": e["step"], "seconds": round(s, 1)}
-        return {"reached": None, "step": None, "seconds": None}
-
-    _, h = reference_vae(mnist, plot=False)
-    rows.append({"model": "VAE (ch. 02)", "bar": "test -ELBO <= 110 nats", "total_seconds": round(h.seconds, 1),
-                 **first(h.evals, "test_neg_elbo", lambda v: v <= 110, h.step, h.seconds)})
-    gan = reference_dcgan(mnist, plot=False)
-    evals = gan.monitor.records
-    rows.append({"model": "DCGAN (ch. 03)", "bar": "classifier-FID <= 125 (the VAE's samples)",
-                 "total_seconds": round(gan.history.seconds, 1),
-                 **first(evals, "fid", lambda v: v <= 125, gan.history.step, gan.history.seconds)})
-    _, h = reference_translator(attention=True, plot=False)
-    rows.append({"model": "Seq2Seq with attention (ch. 04)", "bar": "valid exact match >= 99.5%",
-                 "total_seconds": round(h.seconds, 1),
-                 **first(h.evals, "valid_exact_match", lambda v: v >= 0.995, h.step, h.seconds)})
-    return rows
+    return Pair("Seq2Seq with attention (ch. 04)", batch_size, tb_step, ItemDataset(src, lengths, tgt), co_step,
+                bucketed, {"model": co_model, "opt": co_opt}, quality,
+                ("valid_exact_match", ">=", 0.995, "valid exact match >= 99.5%"), shuffle=False)
 
 
 def epoch_seconds(mnist) -> list[dict]:
@@ -260,9 +258,6 @@ def epoch_seconds(mnist) -> list[dict]:
     Seq2Seq, each after a short warm-up, at the chapters' batch sizes."""
     from .gan import scaled
     from .seq2seq import date_data, length_buckets
-
-    def tile(x, n):
-        return x.repeat(-(-n // len(x)), *[1] * (x.dim() - 1))[:n]
 
     def timed(step, data: tuple, state, batch_size, shuffle=True):
         course_loop(step, tuple(t[:5 * batch_size] for t in data), state, batch_size, 5)  # warm-up
@@ -276,10 +271,10 @@ def epoch_seconds(mnist) -> list[dict]:
     rows = []
     model, opt, step = vae_parts(device=mnist.device)
     rows.append({"model": "VAE (ch. 02)", "what": "60,000 images, batch 128",
-                 "seconds": timed(step, (tile(mnist.train_x, 60_000),), {"model": model, "opt": opt}, 128)})
+                 "seconds": timed(step, (_tile(mnist.train_x, 60_000),), {"model": model, "opt": opt}, 128)})
     (G, D, og, od), step = dcgan_parts(device=mnist.device)
     rows.append({"model": "DCGAN (ch. 03)", "what": "60,000 images, batch 64",
-                 "seconds": timed(step, (tile(scaled(mnist), 60_000),), {"G": G, "D": D, "opt_g": og, "opt_d": od},
+                 "seconds": timed(step, (_tile(scaled(mnist), 60_000),), {"G": G, "D": D, "opt_g": og, "opt_d": od},
                                   64)})
     data = date_data(100_000, n_test=1000)
     order = length_buckets(data["train"][1], 128)
@@ -290,21 +285,33 @@ def epoch_seconds(mnist) -> list[dict]:
     return rows
 
 
-def run(steps: int | None = None, models=("vae", "dcgan", "seq2seq"), out=print) -> dict:
-    """The whole benchmark; prints a table and returns the numbers."""
+RACE = {"vae": (100, 3000), "dcgan": (250, 4000), "seq2seq": (50, 1000)}  # check every, give up after (steps)
+
+
+def run(steps: int | None = None, models=("vae", "dcgan", "seq2seq"), races: bool = False, out=print) -> dict:
+    """The whole benchmark; prints one line per measurement and returns the numbers."""
     from .data import load_mnist
     from .runtime import env, pick
 
     steps = steps or pick(full=60, quick=8)
     out(f"{env()} | {time.strftime('%Y-%m-%d')}")
     mnist = load_mnist()
-    rows = []
+    pairs = {"vae": lambda: vae_pair(mnist), "dcgan": lambda: dcgan_pair(mnist), "seq2seq": seq2seq_pair}
+    numbers = {"throughput": [], "time_to_quality": []}
     for name in models:
-        row = {"vae": lambda: bench_vae(mnist, steps), "dcgan": lambda: bench_dcgan(mnist, steps),
-               "seq2seq": lambda: bench_seq2seq(steps)}[name]()
-        rows.append(row)
+        row = compare(pairs[name](), steps)
+        numbers["throughput"].append(row)
         q = row["quality"]
         out(f"{row['model']:32s} textbook {row['textbook_samples_per_s']:8.0f}/s   course "
             f"{row['course_samples_per_s']:8.0f}/s   x{row['speedup']:.2f}   after {row['steps']} steps: "
             f"textbook {q['textbook']}, course {q['course']}")
-    return {"throughput": rows}
+    for name in models if races else ():
+        every, most = RACE[name] if not is_quick() else (max(1, steps), 3 * steps)
+        row = race(pairs[name](), every, most)
+        numbers["time_to_quality"].append(row)
+        t, c = row["textbook"], row["course"]
+        out(f"{row['model']:32s} to {row['bar']}: textbook {t['seconds']} s ({t['steps']} steps, "
+            f"{'reached' if t['reached'] else 'not reached'}), course {c['seconds']} s ({c['steps']} steps, "
+            f"{'reached' if c['reached'] else 'not reached'})"
+            + (f"   x{row['speedup']:.2f}" if row["speedup"] else ""))
+    return numbers
