@@ -230,7 +230,7 @@ def dcgan_pair(mnist, batch_size: int = 64) -> Pair:
 
     return Pair("DCGAN (ch. 03)", batch_size, tb_step, _Scaled(mnist.train_images), co_step,
                 (_tile(scaled(mnist), 60_000),), {"G": cg, "D": cd, "opt_g": cog, "opt_d": cod}, quality,
-                ("classifier_fid", "<=", 125.0, "classifier-FID <= 125 (the VAE's samples)"),
+                ("classifier_fid", "<=", 180.0, "classifier-FID <= 180 (mid-training, before the LR decay)"),
                 amp=CPU_AMP or mnist.device.type != "cpu")
 
 

@@ -71,6 +71,10 @@ def root():
         settings = tmp / ".settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
         (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+        # render every cell: with windowing, a cell below the fold counts as hidden to the browser
+        notebook = tmp / ".settings" / "@jupyterlab" / "notebook-extension"
+        notebook.mkdir(parents=True)
+        (notebook / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
         env = {**os.environ, "GENAI_QUICK": "1", "JUPYTER_CONFIG_DIR": str(tmp / ".config"),
                "JUPYTER_RUNTIME_DIR": str(tmp / ".runtime"), "JUPYTERLAB_SETTINGS_DIR": str(tmp / ".settings"),
                "JUPYTERLAB_WORKSPACES_DIR": str(tmp / ".workspaces")}
@@ -152,7 +156,8 @@ def changed(page, before: str, timeout_ms: float = 1000) -> float:
 
 def operate(page, name: str, tag: str):
     """Drive the demo like a student and check that the kernel's output follows."""
-    page.wait_for_selector(".genai-latency:has-text('answered in')", timeout=240_000)
+    page.wait_for_selector(".genai-latency:has-text('answered in')", state="attached", timeout=240_000)
+    page.locator(".genai-latency").first.scroll_into_view_if_needed()
     page.wait_for_timeout(500)  # let the first render settle
     if ACTIONS[name] == "slider":
         handle = page.locator(".widget-slider .noUi-handle").first
@@ -197,7 +202,9 @@ def no_errors(page):
 def test_demo_in_jupyterlab(lab, browser, name):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(f"{lab}/lab/tree/demos/{name}.ipynb")
+        # a workspace of its own, reset: otherwise JupyterLab restores the previous test's notebook
+        # as the active tab, and this one's widgets sit hidden behind it
+        page.goto(f"{lab}/lab/workspaces/{name}/tree/demos/{name}.ipynb?reset")
         page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelStatus", timeout=60_000)
         page.locator("[data-command='notebook:restart-run-all']").first.click()
