@@ -135,7 +135,7 @@ def device() -> torch.device:
 
 def expect_input(x, shape: tuple, who: str, module: torch.nn.Module | None = None) -> None:
     """Raise a ValueError saying what `who` expects unless x is a floating tensor of `shape`
-    (None matches any size) on the module's device. Cheap: no values are read."""
+    (None matches any size) with the module's device and dtype. Cheap: no values are read."""
     want = "(" + ", ".join("B" if s is None else str(s) for s in shape) + ")"
     if not torch.is_tensor(x):
         raise ValueError(f"{who} expects a float tensor of shape {want}, got {type(x).__name__}")
@@ -149,3 +149,6 @@ def expect_input(x, shape: tuple, who: str, module: torch.nn.Module | None = Non
         if p is not None and p.device != x.device:
             raise ValueError(f"{who} is on {p.device} but the input is on {x.device}: "
                              f"move the input with x.to({str(p.device)!r})")
+        if p is not None and p.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"{who} has {p.dtype} weights but the input is {x.dtype}: "
+                             f"convert it with x.to({p.dtype})")
