@@ -298,12 +298,14 @@ def _reference(name: str, G, D, mnist: MNIST, plot: bool, model: str) -> Trained
     side = checkpoint_path(name).with_suffix(".monitor.pt")
     if not checkpoint_path(name).exists() or not monitor.load(side):
         monitor(0)
+    recorded = len(monitor.records), monitor.records[-1]["step"]
     hist = train_gan(G, D, scaled(mnist), steps=steps, batch_size=cfg["batch_size"], lr=cfg["lr"],
                      decay=cfg["decay"], monitor=monitor, name=name,
                      config={"model": model, "data": mnist.source}, plot=plot)
     if monitor.records[-1]["step"] != hist.step:
         monitor(hist.step)  # the end of training
-    monitor.save(side)
+    if (len(monitor.records), monitor.records[-1]["step"]) != recorded:  # a cache hit leaves the file alone
+        monitor.save(side)
     return TrainedGAN(G, D, hist, monitor)
 
 

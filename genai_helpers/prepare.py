@@ -33,6 +33,8 @@ MODELS = {
     "dcgan": ("03, 06, demo 03", _model("gan", "reference_dcgan", plot=False)),
     "translator": ("04, 05, 06, demo 04", _model("seq2seq", "reference_translator", False, attention=True, plot=False)),
     "translator-bottleneck": ("04", _model("seq2seq", "reference_translator", False, attention=False, plot=False)),
+    "translator-lists": ("04", _model("seq2seq", "list_translator", False, attention=True, plot=False)),
+    "translator-lists-bottleneck": ("04", _model("seq2seq", "list_translator", False, attention=False, plot=False)),
     "cvae": ("05", _model("conditional", "reference_cvae", plot=False)),
 }
 
