@@ -1000,7 +1000,8 @@ def check_frechet_distance(fn) -> None:
     s1, s2 = spd(d), spd(d)
     cases = {"two random 5-D Gaussians": (m1, s1, m2, s2),
              "identical Gaussians (the distance must be 0)": (m1, s1, m1.clone(), s1.clone()),
-             "N(0, I) against N(mu, 4 I) in 5-D": (torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64),
+             "N(0, I) against N(mu, 4 I) in 5-D": (torch.zeros(d, dtype=torch.float64),
+                                                    torch.eye(d, dtype=torch.float64),
                                                     m2, 4 * torch.eye(d, dtype=torch.float64))}
     for case, (a, sa, b, sb) in cases.items():
         out, err = call(fn, a.clone(), sa.clone(), b.clone(), sb.clone())
