@@ -13,6 +13,7 @@ each reports samples/s and the quality it reached, so speed is never bought with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import time
 
@@ -52,15 +53,15 @@ def textbook_loop(step, dataset: Dataset, batch_size: int, steps: int, device, s
     return losses
 
 
-def course_loop(step, data, state: dict, batch_size: int, steps: int, shuffle: bool = True, amp: bool = True):
-    """`steps` steps of `gh.fit` on data resident on the device (no checkpoint, no display)."""
-    n = len(data[0] if isinstance(data, tuple) else data)
-    rows = steps * batch_size
-    data = tuple(t[:rows] for t in data) if isinstance(data, tuple) else data[:rows]
-    assert n >= rows, f"need {rows} rows for {steps} steps of {batch_size}, have {n}"
+def course_loop(step, data, state: dict, batch_size: int, steps: int, shuffle: bool = True):
+    """`steps` steps of `gh.fit` on the first rows of `data` (a tensor or a tuple of tensors on the
+    device), without checkpoint or display."""
+    data, rows = (data if isinstance(data, tuple) else (data,)), steps * batch_size
+    if len(data[0]) < rows:
+        raise ValueError(f"need {rows} rows for {steps} steps of {batch_size}, have {len(data[0])}")
     with contextlib.redirect_stdout(io.StringIO()):  # fit's start and end lines
-        return fit(step, data, state=state, epochs=1, batch_size=batch_size, plot=False, progress=False,
-                   shuffle=shuffle, amp=amp)
+        return fit(step, tuple(t[:rows] for t in data), state=state, epochs=1, batch_size=batch_size,
+                   plot=False, progress=False, shuffle=shuffle)
 
 
 # --- the three models: one step function each, shared by both loops -----------------------------
@@ -95,13 +96,10 @@ def textbook_decoder(model, src, lengths, tgt_in):
     h = model.start(memory)
     logits = []
     for t in range(tgt_in.size(1)):
-        e = model.embed(tgt_in[:, t])
         if model.attn is not None:
-            ctx, _ = model.attn(h, model.attn.keys(memory.states), memory.states, memory.mask)
-        else:
-            ctx = memory.summary
-        h = model.cell(torch.cat([e, ctx], -1), h)
-        logits.append(model.out(torch.cat([h, ctx, e], -1)))
+            memory = dataclasses.replace(memory, keys=model.attn.keys(memory.states))
+        out, h, _ = model.step(tgt_in[:, t], h, memory)
+        logits.append(out)
     return torch.stack(logits, 1)
 
 
@@ -132,10 +130,10 @@ class Pair:
     `dataset`, one by the course loop on `data` (a tuple of tensors on the device)."""
 
     def __init__(self, name, batch_size, textbook_step, dataset, course_step, data: tuple, state, quality,
-                 bar, shuffle: bool = True, amp: bool = True):
+                 bar, shuffle: bool = True):
         self.name, self.batch_size, self.quality, self.bar = name, batch_size, quality, bar
         self.textbook_step, self.dataset, self.device = textbook_step, dataset, data[0].device
-        self.course_step, self.data, self.state, self.shuffle, self.amp = course_step, data, state, shuffle, amp
+        self.course_step, self.data, self.state, self.shuffle = course_step, data, state, shuffle
         self.done = {"textbook": 0, "course": 0}
 
     def textbook(self, k: int):
@@ -145,8 +143,8 @@ class Pair:
     def course(self, k: int):
         rows = k * self.batch_size
         start = self.done["course"] * self.batch_size % max(len(self.data[0]) - rows, 1)  # move on through the data
-        course_loop(self.course_step, tuple(t[start:start + rows] for t in self.data), self.state, self.batch_size,
-                    k, shuffle=self.shuffle, amp=self.amp)
+        course_loop(self.course_step, tuple(t[start:] for t in self.data), self.state, self.batch_size, k,
+                    shuffle=self.shuffle)
         self.done["course"] += k
 
     def reached(self, q: dict) -> bool:
@@ -214,7 +212,7 @@ class _Scaled(ItemDataset):
 
 
 def dcgan_pair(mnist, batch_size: int = 64) -> Pair:
-    from .gan import CPU_AMP, scaled
+    from .gan import scaled
     from .metrics import classifier_features, evaluate_images, mnist_classifier
 
     (tg, *_), tb_step = dcgan_parts(device=mnist.device, fast=False)
@@ -230,8 +228,7 @@ def dcgan_pair(mnist, batch_size: int = 64) -> Pair:
 
     return Pair("DCGAN (ch. 03)", batch_size, tb_step, _Scaled(mnist.train_images), co_step,
                 (_tile(scaled(mnist), 60_000),), {"G": cg, "D": cd, "opt_g": cog, "opt_d": cod}, quality,
-                ("classifier_fid", "<=", 180.0, "classifier-FID <= 180 (mid-training, before the LR decay)"),
-                amp=CPU_AMP or mnist.device.type != "cpu")
+                ("classifier_fid", "<=", 180.0, "classifier-FID <= 180 (mid-training, before the LR decay)"))
 
 
 def seq2seq_pair(batch_size: int = 128, n_train: int = 40_000) -> Pair:
@@ -257,15 +254,15 @@ def epoch_seconds(mnist) -> list[dict]:
     """Seconds of the course loop for one epoch of 60,000 images (the training digits tiled when
     only the offline sample is here) for the VAE and the DCGAN, and of 100,000 date pairs for the
     Seq2Seq, each after a short warm-up, at the chapters' batch sizes."""
-    from .gan import CPU_AMP, scaled
+    from .gan import scaled
     from .seq2seq import date_data, length_buckets
 
-    def timed(step, data: tuple, state, batch_size, shuffle=True, amp=True):
-        course_loop(step, tuple(t[:5 * batch_size] for t in data), state, batch_size, 5, amp=amp)  # warm-up
+    def timed(step, data: tuple, state, batch_size, shuffle=True):
+        course_loop(step, tuple(t[:5 * batch_size] for t in data), state, batch_size, 5)  # warm-up
         sync = torch.cuda.synchronize if data[0].device.type == "cuda" else (lambda: None)
         sync()
         t = time.perf_counter()
-        course_loop(step, data, state, batch_size, len(data[0]) // batch_size, shuffle=shuffle, amp=amp)
+        course_loop(step, data, state, batch_size, len(data[0]) // batch_size, shuffle=shuffle)
         sync()
         return time.perf_counter() - t
 
@@ -276,7 +273,7 @@ def epoch_seconds(mnist) -> list[dict]:
     (G, D, og, od), step = dcgan_parts(device=mnist.device)
     rows.append({"model": "DCGAN (ch. 03)", "what": "60,000 images, batch 64",
                  "seconds": timed(step, (_tile(scaled(mnist), 60_000),), {"G": G, "D": D, "opt_g": og, "opt_d": od},
-                                  64, amp=CPU_AMP or mnist.device.type != "cpu")})
+                                  64)})
     data = date_data(100_000, n_test=1000)
     order = length_buckets(data["train"][1], 128)
     model, opt, step = seq2seq_parts(data)

@@ -44,7 +44,6 @@ class Workload:
     state: modules and optimisers as for `gh.fit`; step(batch) -> losses, as for `gh.fit`;
     data: a tensor or tuple of tensors (rows are cycled when more are needed);
     generate(n): what using the model costs (n samples, or n predictions).
-    amp: passed to `gh.fit` (the GANs train in fp32 on a CPU).
     """
 
     name: str
@@ -53,7 +52,6 @@ class Workload:
     data: torch.Tensor | tuple
     batch_size: int
     generate: Callable
-    amp: bool = True  # as `gh.fit`'s: False for the GANs on a CPU, as they train
 
     @property
     def modules(self) -> list:
@@ -80,7 +78,7 @@ def _timed_fit(work: Workload, steps: int) -> float:
     """Seconds the course loop takes for `steps` steps (no evaluation, plot or checkpoint)."""
     with contextlib.redirect_stdout(io.StringIO()):  # fit prints one line per call
         hist = fit(work.step, work.rows(steps * work.batch_size), state=work.state, epochs=1,
-                   batch_size=work.batch_size, plot=False, progress=False, shuffle=False, amp=work.amp)
+                   batch_size=work.batch_size, plot=False, progress=False, shuffle=False)
     if hist.stopped:
         raise RuntimeError(f"{work.name}: training stopped: {hist.stopped}")
     return hist.seconds
@@ -137,13 +135,12 @@ def vae_workload(mnist, latent_dim: int = 16, batch_size: int = 128, name: str =
 
 def gan_workload(G, D, data, batch_size: int = 64, name: str = "GAN") -> Workload:
     """A GAN's training step (`gh.gan.make_step`: one D and one G update per batch of real data)."""
-    from .gan import CPU_AMP, make_step
+    from .gan import make_step
 
     opt_g = adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     return Workload(name, {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d},
-                    make_step(G, D, opt_g, opt_d), data, batch_size, G.sample,
-                    amp=CPU_AMP or data.device.type != "cpu")
+                    make_step(G, D, opt_g, opt_d), data, batch_size, G.sample)
 
 
 def dcgan_workload(mnist, width: int = 32, batch_size: int = 64, name: str | None = None) -> Workload:

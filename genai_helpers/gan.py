@@ -101,6 +101,10 @@ class DCGANGenerator(Generator):
     """z -> linear -> (2w, 7, 7) -> transposed convs 7 -> 14 -> 28 with batch norm and ReLU,
     then a 3x3 conv to one channel and tanh."""
 
+    # bf16 on a CPU made the DCGAN 1.6x faster but its FID worse (182 vs 165 after 3,000 steps,
+    # 172 vs 147 after 4,000; BENCHMARKS.md): `gh.fit` keeps the GANs in fp32 on CPUs
+    cpu_bf16 = False
+
     def __init__(self, latent_dim: int = 32, width: int = 32):
         super().__init__()
         self.latent_dim = latent_dim
@@ -120,6 +124,8 @@ class DCGANGenerator(Generator):
 class DCGANDiscriminator(nn.Module):
     """Strided convs 28 -> 14 -> 7 with LeakyReLU 0.2, dropout, one logit. No batch norm, so real
     and fake batches can share one forward pass."""
+
+    cpu_bf16 = False  # fp32 on CPUs, see DCGANGenerator
 
     def __init__(self, width: int = 32, dropout: float = 0.3):
         super().__init__()
@@ -191,11 +197,6 @@ def make_step(G, D, opt_g, opt_d, loss: str = "nonsaturating", total_steps: int 
     return step
 
 
-# bf16 on a CPU made the DCGAN 1.6x faster but its FID worse (182 vs 165 after 3,000 steps,
-# 172 vs 147 after 4,000; BENCHMARKS.md): the GANs train in fp32 on CPUs.
-CPU_AMP = False
-
-
 def train_gan(G, D, data, *, steps: int, batch_size: int = 64, lr: float = 2e-4, betas=(0.5, 0.999),
               loss: str = "nonsaturating", decay: float = 0.0, monitor=None, eval_fn=None,
               name: str | None = None, config: dict | None = None, seed: int = 0, plot: bool = True,
@@ -213,7 +214,7 @@ def train_gan(G, D, data, *, steps: int, batch_size: int = 64, lr: float = 2e-4,
     return fit(make_step(G, D, opt_g, opt_d, loss, total, decay, monitor), data,
                state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, epochs=epochs,
                batch_size=batch_size, eval_fn=eval_fn, checkpoint=name, config=cfg, seed=seed,
-               desc=name or desc, plot=plot, amp=CPU_AMP or data.device.type != "cpu")
+               desc=name or desc, plot=plot)
 
 
 def scaled(mnist: MNIST) -> torch.Tensor:

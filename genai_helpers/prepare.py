@@ -10,7 +10,7 @@ import importlib
 import io
 import time
 
-from .train import checkpoint_path
+from .train import checkpoint_folder
 
 
 def _model(module: str, function: str, takes_mnist: bool = True, **kw):
@@ -40,8 +40,7 @@ MODELS = {
 
 
 def _checkpoints() -> dict:
-    folder = checkpoint_path("x").parent
-    return {p: p.stat().st_mtime for p in folder.glob("*.pt")} if folder.exists() else {}
+    return {p: p.stat().st_mtime for p in checkpoint_folder().glob("*.pt")}
 
 
 def prepare(names=None, out=print) -> list[dict]:
@@ -66,6 +65,6 @@ def prepare(names=None, out=print) -> list[dict]:
         what = f"trained in {seconds:.0f} s -> {', '.join(written)}" if written else f"cached ({seconds:.1f} s)"
         out(f"{name:22s} (chapters {chapters}): {what}")
     trained = sum(r["trained"] for r in report)
-    out(f"{len(report)} models ready in {checkpoint_path('x').parent} ({trained} trained now, "
+    out(f"{len(report)} models ready in {checkpoint_folder()} ({trained} trained now, "
         f"{len(report) - trained} already cached)")
     return report

@@ -2,10 +2,10 @@
 
 `fit` is given a step function that does one optimisation step on a batch and returns its
 losses as a dict of scalar tensors. The loop owns everything else: batches taken by index
-from tensors already on the device, bf16 autocast (CUDA; conv models on AMX CPUs), a progress bar, a live plot,
-the history, checkpoints (which double as a cache of trained models), NaN/inf detection
-with the last good weights restored, Ctrl-C (stops at a step boundary, model and history
-kept), and out-of-memory errors.
+from tensors already on the device, bf16 autocast where it pays (CUDA; convolutional models on
+AMX CPUs), a progress bar, a live plot, the history, checkpoints (which double as a cache of
+trained models), NaN/inf detection with the last good weights restored, Ctrl-C (stops at a step
+boundary, model and history kept), and out-of-memory errors.
 """
 from __future__ import annotations
 
@@ -80,8 +80,12 @@ def checkpoint_path(name) -> Path:
     p = Path(name)
     if p.suffix == ".pt" or p.parent != Path("."):
         return p
-    folder = Path(os.environ.get("GENAI_CHECKPOINTS") or data_dir() / "checkpoints")
-    return folder / f"{name}{'-quick' if is_quick() else ''}.pt"
+    return checkpoint_folder() / f"{name}{'-quick' if is_quick() else ''}.pt"
+
+
+def checkpoint_folder() -> Path:
+    """Where named checkpoints live: data/checkpoints, or $GENAI_CHECKPOINTS."""
+    return Path(os.environ.get("GENAI_CHECKPOINTS") or data_dir() / "checkpoints")
 
 
 class _Guard:
@@ -360,24 +364,25 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
     return history
 
 
-@torch.no_grad()
 def _autocast(device: torch.device, modules):
     """bf16 autocast on CUDA; on a CPU with native bf16 (AMX) only for convolutional models,
-    where it measured 1.6x (the GRUs and small MLPs of the course get slower, so they stay fp32)."""
+    where it measured 1.6x (the GRUs and small MLPs of the course get slower, so they stay fp32),
+    and not for a module whose class says `cpu_bf16 = False` (the GANs: BENCHMARKS.md)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    convolutional = any(isinstance(layer, nn.modules.conv._ConvNd) for m in modules for layer in m.modules())
-    if device.type == "cpu" and convolutional and cpu_has_bf16():
+    layers = [layer for m in modules for layer in m.modules()]
+    if (device.type == "cpu" and any(isinstance(layer, nn.modules.conv._ConvNd) for layer in layers)
+            and all(getattr(layer, "cpu_bf16", True) for layer in layers) and cpu_has_bf16()):
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
+@torch.no_grad()
 def _evaluate(eval_fn, modules) -> dict:
     for m in modules:
         m.eval()
     try:
-        with torch.no_grad():
-            out = eval_fn()
+        out = eval_fn()
     finally:
         for m in modules:
             m.train()

@@ -1,5 +1,6 @@
 """The benchmark compares like with like: on the same batch and weights, the textbook loop's
 pieces and the course's compute the same losses (the numbers are in BENCHMARKS.md, not here)."""
+import pytest
 import torch
 
 import genai_helpers as gh
@@ -7,28 +8,18 @@ from genai_helpers import bench
 from genai_helpers.seq2seq import date_data, masked_loss, teacher_inputs
 
 
-def test_vae_steps_agree_between_loops():
-    x = torch.rand(16, 1, 28, 28)
-    _, _, slow = bench.vae_parts(fast=False)
-    _, _, fast = bench.vae_parts(fast=True)
+@pytest.mark.parametrize("parts, batch, atol", [
+    (lambda fast: bench.vae_parts(fast=fast)[2], torch.rand(16, 1, 28, 28), 1e-3),
+    (lambda fast: bench.dcgan_parts(fast=fast)[1], torch.rand(8, 1, 28, 28) * 2 - 1, 1e-4),
+], ids=["vae", "dcgan"])
+def test_steps_agree_between_loops(parts, batch, atol):
+    slow, fast = parts(False), parts(True)
     torch.manual_seed(3)
-    a = slow(x)
+    a = slow(batch)
     torch.manual_seed(3)
-    b = fast(x)
+    b = fast(batch)
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-3)
-
-
-def test_dcgan_steps_agree_between_loops():
-    real = torch.rand(8, 1, 28, 28) * 2 - 1
-    _, slow = bench.dcgan_parts(fast=False)
-    _, fast = bench.dcgan_parts(fast=True)
-    torch.manual_seed(3)
-    a = slow(real)
-    torch.manual_seed(3)
-    b = fast(real)
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=atol)
 
 
 def test_textbook_decoder_is_the_models_teacher_forcing():

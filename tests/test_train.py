@@ -111,17 +111,20 @@ def test_eval_every_steps_records_step_epoch_and_seconds():
     (True, "1", True),  # convolutions on a CPU with AMX: bf16 (1.6x, same quality; BENCHMARKS.md)
     (False, "1", False),  # MLPs and GRUs get slower in bf16 on a CPU: fp32
     (True, "0", False),  # a CPU without native bf16 would emulate it: fp32
+    ("gan", "1", False),  # the DCGAN's samples got worse in bf16: fp32
 ])
 def test_cpu_autocast_only_where_it_pays(monkeypatch, conv, cpu_bf16, expected):
     monkeypatch.setenv("GENAI_CPU_BF16", cpu_bf16)
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()) if conv else nn.Linear(4, 2)
+    if conv == "gan":
+        model = nn.Sequential(gh.gan.DCGANDiscriminator(2), nn.Flatten())
     seen = []
 
     def step(x):
         seen.append(torch.is_autocast_enabled("cpu"))
         return {"loss": torch.tensor(0.0)}
 
-    data = torch.zeros(8, 1, 5, 5) if conv else torch.zeros(8, 4)
+    data = torch.zeros(8, 1, 28, 28) if conv else torch.zeros(8, 4)
     gh.fit(step, data, state={"model": model}, epochs=1, batch_size=4, plot=False, progress=False)
     assert seen == [expected, expected]
     gh.fit(step, data, state={"model": model}, epochs=1, batch_size=4, plot=False, progress=False, amp=False)
