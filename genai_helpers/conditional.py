@@ -13,9 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import MNIST
-from .losses import bernoulli_nll, gaussian_kl
 from .train import History, adam, epochs_for, fit
-from .vae import random_shift, reparameterize
+from .vae import objective, reparameterize, vae_step
 
 CLASSES = 10
 
@@ -94,17 +93,10 @@ class ConditionalVAE(nn.Module):
         return torch.sigmoid(self.decode(mu, new_y))
 
 
-def objective(model: ConditionalVAE, x, y):
-    """Per-image negative ELBO of the conditional model and its two terms: (loss, rec, kl)."""
-    logits, mu, logvar = model(x, y)
-    rec, kl = bernoulli_nll(logits, x), gaussian_kl(mu, logvar)
-    return rec + kl, rec, kl
-
-
 @torch.no_grad()
 def neg_elbo(model: ConditionalVAE, x, y, batch: int = 1000) -> torch.Tensor:
     """-ELBO per image in nats (one sample of z each)."""
-    return torch.cat([objective(model, xb, yb)[0] for xb, yb in zip(x.split(batch), y.split(batch))])
+    return torch.cat([objective(model, xb, y=yb)[0] for xb, yb in zip(x.split(batch), y.split(batch))])
 
 
 def train_cvae(mnist: MNIST, *, steps: int, latent_dim: int = 16, shift: int = 1, lr: float = 1e-3,
@@ -115,16 +107,7 @@ def train_cvae(mnist: MNIST, *, steps: int, latent_dim: int = 16, shift: int = 1
     torch.manual_seed(seed)
     model = ConditionalVAE(latent_dim).to(mnist.device)
     opt = adam(model.parameters(), lr=lr)
-
-    def step(batch):
-        x, y = batch
-        if shift:
-            x = random_shift(x, shift)
-        loss, rec, kl = objective(model, x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.mean().backward()
-        opt.step()
-        return {"loss": loss.mean(), "reconstruction": rec.mean(), "kl": kl.mean()}
+    step = vae_step(model, opt, shift=shift)
 
     def evaluate():
         return {"test_neg_elbo": neg_elbo(model, mnist.test_x, mnist.test_labels).mean()}

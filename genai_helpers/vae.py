@@ -68,13 +68,15 @@ def reparameterize(mu, logvar):
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
-def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce"):
+def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce", y=None):
     """Per-image training loss and its two terms: (loss, reconstruction, KL).
 
     recon="bce" is the Bernoulli log-likelihood summed over pixels (the ELBO when beta=1);
     recon="mse_mean" is the article's mean squared error averaged over pixels (ERRATA 5).
+    y: the labels, for a conditional model (chapter 05's model(x, y)).
     """
-    logits, mu, logvar = (t.float() for t in model(x))  # the loss in fp32 under bf16 autocast
+    out = model(x) if y is None else model(x, y)
+    logits, mu, logvar = (t.float() for t in out)  # the loss in fp32 under bf16 autocast
     if recon == "bce":
         rec = bernoulli_nll(logits, x)
     elif recon == "mse_mean":
@@ -123,11 +125,13 @@ def random_shift(x, max_shift: int = 1):
 
 
 def vae_step(model: VAE, opt, beta: float = 1.0, recon: str = "bce", shift: int = 1):
-    """The step function for `gh.fit`: one Adam step on the mean negative ELBO of a batch."""
-    def step(x):
+    """The step function for `gh.fit`: one Adam step on the mean negative ELBO of a batch of
+    images, or of (images, labels) for a conditional model."""
+    def step(batch):
+        x, y = batch if isinstance(batch, tuple) else (batch, None)
         if shift:
             x = random_shift(x, shift)
-        loss, rec, kl = objective(model, x, beta, recon)
+        loss, rec, kl = objective(model, x, beta, recon, y)
         opt.zero_grad(set_to_none=True)
         loss.mean().backward()
         opt.step()
