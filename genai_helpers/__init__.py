@@ -14,11 +14,12 @@ __version__ = "0.1.0"
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from .data import DataError, load_mnist  # noqa: E402
+from .hints import hint  # noqa: E402
 from .results import save_results  # noqa: E402
 from .runtime import device, is_offline, is_quick, pick, setup  # noqa: E402
 from .train import History, adam, fit  # noqa: E402
 
-__all__ = ["CheckpointError", "DataError", "History", "adam", "device", "fit", "is_offline", "is_quick",
+__all__ = ["CheckpointError", "DataError", "History", "adam", "device", "fit", "hint", "is_offline", "is_quick",
            "load_checkpoint", "load_mnist", "pick", "save_checkpoint", "save_results", "setup"]
 
 
