@@ -209,3 +209,35 @@ def _attention_shapes(query, keys):
     if query.dim() != 2 or keys.dim() != 3 or keys.shape[0] != query.shape[0]:
         raise ValueError(f"expected query (B, d) and keys (B, T, d), got {tuple(query.shape)} and "
                          f"{tuple(keys.shape)}")
+
+
+# --- references for chapter 01's exercises (a student who skips one takes these) -------------
+
+def kl_normal(mu1, sigma1, mu2, sigma2):
+    """Exercise 1.1's reference: KL(N(mu1, sigma1²) ‖ N(mu2, sigma2²)) in nats, elementwise."""
+    mu1, sigma1, mu2, sigma2 = (torch.as_tensor(t) for t in (mu1, sigma1, mu2, sigma2))
+    return kl_divergence(Normal(mu1, sigma1), Normal(mu2, sigma2))
+
+
+def elbo_estimate(log_joint, q, z):
+    """Exercise 1.2's reference: the Monte Carlo ELBO, mean over z ~ q of log p(x, z) − log q(z)."""
+    log_weights = log_joint(z) - q.log_prob(z).sum(dim=-1)
+    return log_weights.mean()
+
+
+def score_function_grad(f, z, mu, sigma):
+    """Exercise 1.3's reference: the REINFORCE estimate of d/dmu E_{N(mu, sigma²)}[f(z)] from samples z."""
+    score = (z - mu) / sigma ** 2  # d/dmu log N(z; mu, sigma²)
+    return torch.mean(f(z) * score)
+
+
+def gan_value_from_logits(real_logits, fake_logits):
+    """Exercise 1.4's reference: V = mean log D(x) over real + mean log(1 − D(G(z))) over fakes, from logits."""
+    log_d_real = torch.nn.functional.logsigmoid(real_logits)
+    log_one_minus_d_fake = torch.nn.functional.logsigmoid(-fake_logits)
+    return log_d_real.mean() + log_one_minus_d_fake.mean()
+
+
+def dot_attention(query, keys, values, temperature: float = 1.0):
+    """Exercise 1.5's reference: dot-product attention with a temperature -> (context (B, dv), weights (B, T))."""
+    return soft_lookup(dot_scores(query, keys), values, temperature)

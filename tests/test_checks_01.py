@@ -124,3 +124,18 @@ def test_bad_input_and_unfinished_work_are_messages(checker):
         assert "pass your function itself" in verdict(checker, bad)
     assert "checks failed" in verdict(checker, lambda *a: None)
     assert "checks failed" in verdict(checker, lambda *a: "text")
+
+
+@pytest.mark.parametrize("checker, reference", [
+    (checks.check_kl_normal, "kl_normal"), (checks.check_elbo_estimate, "elbo_estimate"),
+    (checks.check_score_function_grad, "score_function_grad"),
+    (checks.check_gan_value, "gan_value_from_logits"), (checks.check_attention, "dot_attention")])
+def test_the_references_taken_by_the_skip_lines_pass_their_checkers(checker, reference):
+    from genai_helpers import maths
+    assert verdict(checker, getattr(maths, reference)) == "passed"
+
+
+def test_chapter_01_hints_have_an_idea_and_a_tools_level():
+    from genai_helpers.checks.mathematics import HINTS
+    assert sorted(HINTS) == ["1.1", "1.2", "1.3", "1.4", "1.5"]
+    assert all(len(levels) == 2 and all(len(h) > 40 for h in levels) for levels in HINTS.values())

@@ -7,6 +7,36 @@ import torch
 
 from .framework import Report, call, compare, _require_callable, _scalar
 
+HINTS = {
+    "1.1": ("Follow the closed form derived just above the exercise, term by term: a log of a ratio "
+            "of standard deviations, a fraction with the variances, and a constant. Check it on "
+            "KL(p‖p), which must be 0.",
+            "Everything is elementwise on tensors: torch.log, ** 2, +, /. The arguments are standard "
+            "deviations (σ), not variances: square them where the formula has σ²."),
+    "1.2": ("The ELBO is an expectation under q of log p(x, z) − log q(z) (the first display of "
+            "the ELBO section); a Monte Carlo estimate replaces the expectation by the mean over "
+            "the samples.",
+            "log_joint(z) has shape (n,); q.log_prob(z) has shape (n, k), one log-density per "
+            "latent dimension, and a diagonal Gaussian's log-density is their sum over the last "
+            "dimension. Return one number: a mean over the n samples."),
+    "1.3": ("The score-function formula of the reparameterisation section: the gradient is the "
+            "expectation of f(z) times the derivative of log q(z) with respect to μ.",
+            "For a Gaussian that derivative is (z − μ) divided by the variance σ² (not σ). Multiply "
+            "by f(z) elementwise, then take the mean over the samples: one number."),
+    "1.4": ("V is the mean of log D on the real batch plus the mean of log(1 − D) on the fakes, "
+            "with D = sigmoid(logit). Do not form D itself: for confident logits sigmoid rounds to "
+            "0 or 1 and the log is −inf.",
+            "F.logsigmoid(t) computes log sigmoid(t) stably, and 1 − sigmoid(t) = sigmoid(−t). "
+            "Two means, one per batch, added: the batches may have different sizes."),
+    "1.5": ("Three steps from the attention section: a score per key (dot product of the query "
+            "with each key), weights = softmax of the scores divided by the temperature, context = "
+            "weighted sum of the values.",
+            "query (B, d) against keys (B, T, d) gives scores (B, T): torch.einsum or a batched "
+            "matrix product (bmm with an unsqueezed query). Softmax over dim=-1 (the T keys). The "
+            "context is (B, dv): weights against values, summed over T. Return (context, weights)."),
+}
+
+
 
 def _kl_normal(m1, s1, m2, s2):
     return torch.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5
