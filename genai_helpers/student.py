@@ -26,11 +26,13 @@ _SKIP_LINE = re.compile(r"^(\s*)# (.+" + re.escape(SKIP) + r")\s*$")
 
 def clear_solutions(source: str, exercise: str | None = None) -> str:
     """Replace each solution region of a cell's source by `raise NotImplementedError(message)`."""
-    out, inside, name = [], False, None
+    out, inside, name, top = [], False, None, None
     for line in source.split("\n"):
         m = _DEF.match(line)
         if m and not inside:
-            name = m.group(1)
+            if not line[0].isspace():
+                top = m.group(1)  # a class or function at the cell's top level: what later cells use
+            name = top if line[0].isspace() and top else m.group(1)
         if BEGIN in line:
             if inside:
                 raise ValueError(f"nested {BEGIN!r} in a cell:\n{source}")
