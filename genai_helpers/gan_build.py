@@ -38,7 +38,7 @@ def high_quality_counts(samples, centres, std) -> torch.Tensor:
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> torch.Tensor:
-    """Exercise 3.5: the FID formula between two Gaussians, as a tensor."""
+    """Exercise 3.5: the squared Fréchet distance (the FID formula) between two Gaussians, as a tensor."""
     return torch.as_tensor(_frechet(mu1, sigma1, mu2, sigma2), dtype=torch.float64)
 
 
