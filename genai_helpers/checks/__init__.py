@@ -10,7 +10,8 @@ from .mathematics import (
     check_attention, check_elbo_estimate, check_gan_value, check_kl_normal, check_score_function_grad)
 from .vae import check_kl, check_neg_elbo, check_reconstruction, check_reparameterize
 from .gans import (
-    check_discriminator_step, check_frechet_distance, check_generator_step, check_high_quality_counts,
+    check_dcgan_discriminator, check_dcgan_generator, check_discriminator_step, check_frechet_distance,
+    check_gan_step, check_generator_step, check_high_quality_counts,
     check_nonsaturating_loss)
 from .seq2seq import check_additive_scores, check_attend, check_beam_step, check_exact_match, check_masked_loss
 from .applications import (
@@ -21,7 +22,8 @@ __all__ = [
     "CheckFailed", "Report", "call", "compare", "check_to_unit", "check_attention", "check_elbo_estimate",
     "check_gan_value", "check_kl_normal", "check_score_function_grad", "check_kl", "check_neg_elbo",
     "check_reconstruction", "check_reparameterize", "check_discriminator_step", "check_frechet_distance",
-    "check_generator_step", "check_high_quality_counts", "check_nonsaturating_loss", "check_additive_scores",
+    "check_generator_step", "check_high_quality_counts", "check_dcgan_generator",
+    "check_dcgan_discriminator", "check_gan_step", "check_nonsaturating_loss", "check_additive_scores",
     "check_attend", "check_beam_step", "check_exact_match", "check_masked_loss", "check_accuracy_per_class",
     "check_downsample", "check_keep_observed", "check_masked_psnr", "check_one_hot", "check_knn_precision",
     "check_linear_flops", "check_membership_auc", "check_nn_gap"

@@ -298,3 +298,370 @@ def check_frechet_distance(fn) -> None:
                       atol=1e-4, rtol=1e-4)
         r.fail(case, why) if why else r.ok(case)
     return r.finish()
+
+
+# --- build exercises: the DCGAN's two networks and the GAN step for gh.fit ------------------------
+
+def _trace(model, x):
+    """model(x), recording (module, input shape, output shape) for every leaf module in call
+    order; returns (output or None, records, error message or None)."""
+    records, hooks = [], []
+
+    def hook(mod, inp, out):
+        shape_in = tuple(inp[0].shape) if inp and torch.is_tensor(inp[0]) else None
+        records.append((mod, shape_in, tuple(out.shape) if torch.is_tensor(out) else None))
+
+    for m in model.modules():
+        if not list(m.children()):
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        out, err = model(x), None
+    except NotImplementedError as e:
+        out, err = None, f"not implemented yet: {e}"
+    except Exception as e:
+        out, err = None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    finally:
+        for h in hooks:
+            h.remove()
+    return out, records, err
+
+
+def _arithmetic(mod, shape_in, shape_out) -> str:
+    """One layer of the shape trail, with the size formula of (transposed) convolutions."""
+    name = type(mod).__name__
+    if isinstance(mod, (torch.nn.ConvTranspose2d, torch.nn.Conv2d)) and shape_in and len(shape_in) == 4:
+        k, s, p = mod.kernel_size[0], mod.stride[0], mod.padding[0] if isinstance(mod.padding, tuple) else 0
+        h = shape_in[-1]
+        if isinstance(mod, torch.nn.ConvTranspose2d):
+            op = mod.output_padding[0]
+            size = (h - 1) * s - 2 * p + k + op
+            formula = f"({h}-1)*{s} - 2*{p} + {k}{f' + {op}' if op else ''} = {size}"
+        else:
+            size = (h + 2 * p - k) // s + 1
+            formula = f"floor(({h} + 2*{p} - {k}) / {s}) + 1 = {size}"
+        return f"{name}(k={k}, s={s}, p={p}): {formula}"
+    return name
+
+
+def _trail(x, records) -> str:
+    """'(8, 32) -> Linear -> (8, 3136) -> ...', listing only the layers that change the shape."""
+    parts, last = [str(tuple(x.shape))], tuple(x.shape)
+    for mod, shape_in, shape_out in records:
+        if shape_out is not None and shape_out != last:
+            parts.append(f"{_arithmetic(mod, shape_in, shape_out)} -> {shape_out}")
+            last = shape_out
+    return " -> ".join(parts)
+
+
+def _not_doubling(records) -> str:
+    for mod, shape_in, shape_out in records:
+        if isinstance(mod, torch.nn.ConvTranspose2d) and shape_in and shape_out and shape_out[-1] != 2 * shape_in[-1]:
+            return (f" A transposed convolution makes (in - 1)*s - 2p + k (+ output_padding) pixels: "
+                    f"your {_arithmetic(mod, shape_in, shape_out)}, not {2 * shape_in[-1]}. With k=4, s=2, "
+                    "p=1 each one doubles the size: 7 -> 14 -> 28 (the article's shapes, ERRATA 14).")
+    return ""
+
+
+def _last_leaf(records):
+    return records[-1][0] if records else None
+
+
+def check_dcgan_generator(cls) -> None:
+    """Exercise 3.6: DCGANGenerator(latent_dim) maps (B, latent_dim) codes to (B, 1, 28, 28) in [-1, 1]."""
+    from ..gan import Generator
+
+    _require_callable(cls, "DCGANGenerator", "check_dcgan_generator(DCGANGenerator)")
+    r = Report("DCGANGenerator")
+    torch.manual_seed(40)
+    G, err = call(cls, 32)
+    if err:
+        r.fail("building DCGANGenerator(latent_dim=32)", err)
+        return r.finish()
+    if not isinstance(G, Generator) or getattr(G, "latent_dim", None) != 32:
+        r.fail("the class", "subclass gh.gan.Generator and set self.latent_dim = latent_dim "
+                            "(G.noise() and G.sample(), used for training and evaluation, need it)")
+        return r.finish()
+    z = torch.randn(8, 32, generator=torch.Generator().manual_seed(41))
+    G.train()
+    out, records, err = _trace(G, z)
+    if err:
+        r.fail("G(z) on 8 codes of size 32", f"{err}. Shapes layer by layer: {_trail(z, records)}"
+               + _not_doubling(records))
+        return r.finish()
+    shape = tuple(out.shape)
+    if shape != (8, 1, 28, 28):
+        why = f"expected (8, 1, 28, 28), got {shape}. Shapes layer by layer: {_trail(z, records)}."
+        why += _not_doubling(records)
+        if shape == (8, 28, 28, 1):
+            why += " PyTorch puts channels second: (B, 1, 28, 28), not Keras' (B, 28, 28, 1)."
+        elif shape == (8, 784):
+            why += " Images, not vectors: end with one channel of 28 x 28 pixels."
+        r.fail("output shape", why)
+        return r.finish()
+    r.ok("output shape (8, 1, 28, 28)")
+    last = _last_leaf(records)
+    with torch.no_grad():
+        G.eval()
+        wide = G(torch.cat([z, 30 * z]))
+        G.train()
+    if isinstance(last, torch.nn.Sigmoid) or (wide.min() >= 0 and wide.max() <= 1):
+        r.fail("output range", "the images come out in [0, 1] (a sigmoid?), but the training digits are "
+                               "scaled to [-1, 1] (gh.gan.scaled): end with tanh")
+    elif wide.abs().max() > 1 + 1e-6:
+        r.fail("output range", f"outputs reach {wide.abs().max().item():.2f}: the data lie in [-1, 1], end "
+                               "with tanh so that every output pixel does too")
+    elif wide.min() >= 0:
+        r.fail("output range", "no output is negative (a ReLU at the end?); the data lie in [-1, 1]: end with tanh")
+    else:
+        r.ok("outputs in [-1, 1]")
+    out.float().pow(2).mean().backward()
+    unused = [n for n, p in G.named_parameters() if p.grad is None]
+    if unused:
+        r.fail("gradients", f"no gradient reaches {', '.join(unused[:3])}: a layer created in __init__ "
+                            "but not used in forward")
+    else:
+        r.ok("every parameter gets a gradient")
+    return r.finish()
+
+
+def check_dcgan_discriminator(cls) -> None:
+    """Exercise 3.7: DCGANDiscriminator() maps (B, 1, 28, 28) images to (B,) logits."""
+    _require_callable(cls, "DCGANDiscriminator", "check_dcgan_discriminator(DCGANDiscriminator)")
+    r = Report("DCGANDiscriminator")
+    torch.manual_seed(42)
+    D, err = call(cls)
+    if err:
+        r.fail("building DCGANDiscriminator()", err)
+        return r.finish()
+    g = torch.Generator().manual_seed(43)
+    x = (torch.rand(8, 1, 28, 28, generator=g) * 2 - 1).requires_grad_()
+    D.train()
+    out, records, err = _trace(D, x)
+    if err:
+        r.fail("D(x) on 8 images", f"{err}. Shapes layer by layer: {_trail(x, records)} (a strided convolution "
+                                   "makes floor((in + 2p - k) / s) + 1 pixels: with k=4, s=2, p=1, 28 -> 14 -> 7)")
+        return r.finish()
+    shape = tuple(out.shape)
+    if shape == (8, 1):
+        r.fail("output shape", "got (8, 1): return one logit per image, shape (B,) (squeeze the last axis), "
+                               "as gh.losses.discriminator_loss and the GAN step expect")
+        return r.finish()
+    if shape != (8,):
+        r.fail("output shape", f"expected (8,), one logit per image, got {shape}. Shapes layer by layer: "
+                               f"{_trail(x, records)}")
+        return r.finish()
+    r.ok("one logit per image, shape (8,)")
+    with torch.no_grad():
+        D.eval()
+        probe = torch.cat([x.detach(), -torch.ones(8, 1, 28, 28), torch.ones(8, 1, 28, 28),
+                           3 * torch.randn(16, 1, 28, 28, generator=g)])
+        many = D(probe)
+        D.train()
+    if isinstance(_last_leaf(records), torch.nn.Sigmoid) or (many.min() >= 0 and many.max() <= 1):
+        r.fail("logits", "D returns probabilities (a sigmoid at the end?): the losses "
+                         "(gh.losses.discriminator_loss, binary_cross_entropy_with_logits) apply the sigmoid "
+                         "themselves, so yours would be applied twice. Return the logit f(x)")
+    else:
+        r.ok("returns logits")
+    first = next((i for i, (m, _, _) in enumerate(records)
+                  if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))), None)
+    if first is not None and first + 1 < len(records) and isinstance(
+            records[first + 1][0], (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+        r.fail("first layer", "batch norm right after D's first layer: Radford et al. (2016) leave it out "
+                              "of D's input layer (it destabilises training), and with batch norm D's "
+                              "verdict on an image depends on the rest of its batch (all real or all fake)")
+    else:
+        r.ok("no batch norm in the first layer")
+    out.sum().backward()
+    if x.grad is None or not x.grad.abs().sum() > 0:
+        r.fail("gradient to the input", "no gradient reaches the images: G learns through D's gradient "
+                                        "with respect to its input; no detach or no_grad inside forward")
+    else:
+        r.ok("the gradient reaches the input")
+    return r.finish()
+
+
+class _TinyG(torch.nn.Module):
+    """A 3 -> 8 (batch norm) -> 2 generator with noise(), for checking the GAN step."""
+
+    latent_dim = 3
+
+    def __init__(self):
+        super().__init__()
+        from torch import nn
+        self.net = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+    def noise(self, n, generator=None):
+        return torch.randn(n, 3, generator=generator)
+
+    def forward(self, z):
+        return self.net(z)
+
+
+def _gan_step_variant(G, D, opt_g, opt_d, real, *, d_first=True, fresh=False, g_loss=None, labels_swapped=False):
+    """One expected (or one mistaken) GAN step, applied to G and D in place."""
+    from ..losses import discriminator_loss, generator_loss_nonsaturating
+
+    g_loss = g_loss or generator_loss_nonsaturating
+    G.train()
+    D.train()
+    fake = G(G.noise(len(real)))
+
+    def d_step():
+        opt_d.zero_grad()
+        a, b = D(real), D(fake.detach())
+        (discriminator_loss(b, a) if labels_swapped else discriminator_loss(a, b)).backward()
+        opt_d.step()
+
+    def g_step():
+        opt_g.zero_grad()
+        f = G(G.noise(len(real))) if fresh else fake
+        g_loss(D(f)).backward()
+        opt_g.step()
+
+    (d_step(), g_step()) if d_first else (g_step(), d_step())
+
+
+def check_gan_step(make_gan_step) -> None:
+    """Exercise 3.8: make_gan_step(G, D, opt_g, opt_d) -> step(real): one D update, one G update."""
+    from ..losses import generator_loss_saturating
+
+    _require_callable(make_gan_step, "make_gan_step", "check_gan_step(make_gan_step)")
+    r = Report("make_gan_step")
+    lr = 0.1
+    torch.manual_seed(44)
+    G0 = _TinyG()
+    _, D0 = _tiny_gan(45)
+    real = torch.randn(16, 2, generator=torch.Generator().manual_seed(46)) + 2
+
+    def fresh_copies():
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        return G, D, torch.optim.SGD(G.parameters(), lr=lr), torch.optim.SGD(D.parameters(), lr=lr)
+
+    G, D, opt_g, opt_d = fresh_copies()
+    G.eval()
+    D.eval()  # as an evaluation or a sampling call may have left them
+    steps = {"G": 0, "D": 0}
+    for who, opt in (("G", opt_g), ("D", opt_d)):
+        inner = opt.step
+
+        def counted(*a, _inner=inner, _who=who, **k):
+            steps[_who] += 1
+            return _inner(*a, **k)
+        opt.step = counted
+    g_grads = []
+    next(G.parameters()).register_hook(lambda grad: g_grads.append(1))
+    step, err = call(make_gan_step, G, D, opt_g, opt_d)
+    if not err and not callable(step):
+        err = f"make_gan_step must return the step function (got {type(step).__name__})"
+    if err:
+        r.fail("make_gan_step(G, D, opt_g, opt_d)", err)
+        return r.finish()
+    torch.manual_seed(47)
+    out, err = call(step, real)
+    if err and "a second time" in err:
+        err += (" — D's step backpropagated through G (the fakes were not detached) and freed G's graph "
+                "before G's step: detach the fakes in D's step, D(fake.detach())")
+    if err:
+        r.fail("step(real) on 16 real points", err)
+        return r.finish()
+    if not isinstance(out, dict) or not out or not all(torch.is_tensor(v) and v.numel() == 1 for v in out.values()):
+        r.fail("returned value", "return a dict of one-number tensors, e.g. {'loss_D': ..., 'loss_G': ...} "
+                                 f"(gh.fit records them), got {type(out).__name__}")
+    else:
+        r.ok("returns a dict of losses")
+    if not (G.training and D.training):
+        who = " and ".join(n for n, m in (("G", G), ("D", D)) if not m.training)
+        r.fail("training mode", f"{who} still in eval mode: call G.train() and D.train() in the step. The "
+                                "models may come from an evaluation or from sampling in eval mode; batch norm "
+                                "would then normalise with its running statistics, and dropout would be off")
+    else:
+        r.ok("G and D in training mode")
+    if steps["D"] != 1 or steps["G"] != 1:
+        why = {(2, 1): "D's optimiser stepped twice: only G's optimiser may step in G's step (D would learn "
+                       "to call fakes real, ERRATA 16)",
+               (0, 1): "D's optimiser never stepped: call opt_d.step() in D's step",
+               (1, 0): "G's optimiser never stepped: call opt_g.step() in G's step"}
+        r.fail("optimiser steps", why.get((steps["D"], steps["G"]),
+                                          f"opt_d stepped {steps['D']} times and opt_g {steps['G']} times; "
+                                          "one step each per batch"))
+        return r.finish()
+    if len(g_grads) > 1:
+        r.fail("D's step", "gradients reached G in D's step: detach the fakes there (D(fake.detach())); "
+                           "otherwise D's loss backpropagates through G for nothing")
+    elif not g_grads:
+        r.fail("G's step", "no gradient reached G: in G's step the fakes keep their graph back to G "
+                           "(do not detach them, no torch.no_grad)")
+        return r.finish()
+    else:
+        r.ok("fakes detached in D's step only")
+
+    def result(**kw):
+        G1, D1, og, od = fresh_copies()
+        torch.manual_seed(47)
+        _gan_step_variant(G1, D1, og, od, real, **kw)
+        return _flat(G1), _flat(D1)
+
+    now = _flat(G), _flat(D)
+
+    def same(a, b):
+        return torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[1], b[1], atol=1e-5)
+
+    right = [result(), result(fresh=True), result(d_first=False)]
+    if any(same(now, w) for w in right):
+        r.ok("G and D took the right steps")
+    else:
+        mistakes = {
+            "G was trained with the saturating loss E[log(1 - D(G(z)))] (ERRATA 11): use the non-saturating "
+            "-E[log D(G(z))]": [result(g_loss=generator_loss_saturating),
+                                result(g_loss=generator_loss_saturating, fresh=True)],
+            "D's labels are swapped: real samples have label 1, fakes label 0": [result(labels_swapped=True)],
+        }
+        why = next((d for d, ws in mistakes.items() if any(same(now, w) for w in ws)), None)
+        if why is None and torch.allclose(now[1], right[0][1], atol=1e-5):
+            why = "D's step is right, G's is not: one step on -E[log D(G(z))] through D, with only opt_g stepping"
+        r.fail("the updates", why or "G's and D's weights are not what one D step on real and fake samples "
+                                     "and one non-saturating G step would give")
+    return r.finish()
+
+
+HINTS = {
+    "3.1": ("The loss is -mean log D(G(z)) with D = sigmoid(logit); section 1 says why to work from the "
+            "logits, and chapter 01 has the identity for -log sigmoid.",
+            "torch.nn.functional.softplus(x) = log(1 + exp(x)); -log sigmoid(f) is softplus of minus f. "
+            "The result is one number: average over the batch."),
+    "3.2": ("D's step of section 1: clear D's old gradients, compute D's loss on the real batch and on the "
+            "fakes cut off from G, backpropagate, step D's optimiser.",
+            "gh.losses.discriminator_loss takes D's logits on real and on fake samples; Tensor.detach() cuts "
+            "the fakes from G's graph; the optimiser has zero_grad() and step(); return the loss detached."),
+    "3.3": ("G's step of section 1: D judges the fakes, and the non-saturating loss flows back through D "
+            "into G; only G's optimiser steps.",
+            "Here the fakes keep their graph (no detach). Clear G's gradients with its optimiser, compute "
+            "loss_fn on D's logits for the fakes, call backward, step opt_g, return the loss detached."),
+    "3.4": ("A sample is high quality if its nearest centre is closer than 3 standard deviations; count "
+            "those per centre.",
+            "torch.cdist gives all sample-centre distances, .min(dim=1) the nearest distance and its index; "
+            "keep the close ones with a boolean mask and count indices with torch.bincount(minlength=...)."),
+    "3.5": ("Section 4's formula: the squared distance of the means plus the trace term; the cross term "
+            "needs a matrix square root.",
+            "torch.linalg.eigh(sigma1) gives eigenvalues and eigenvectors for sigma1's square root; the "
+            "trace of the square root of a symmetric matrix is the sum of the square roots of its "
+            "eigenvalues (torch.linalg.eigvalsh)."),
+    "3.6": ("Section 6's recipe: a linear layer to a small 7 x 7 image with many channels, then two "
+            "transposed convolutions that double the size (7 -> 14 -> 28), batch norm and ReLU between "
+            "them, tanh at the end. A transposed convolution makes (in - 1) * stride - 2 * padding + kernel "
+            "pixels: choose kernel, stride and padding so that this doubles.",
+            "nn.Linear, nn.BatchNorm1d, nn.Unflatten(1, (channels, 7, 7)), nn.ConvTranspose2d(in, out, "
+            "kernel_size, stride, padding), nn.BatchNorm2d, nn.ReLU, nn.Tanh; put them in an "
+            "nn.Sequential in __init__ and call it in forward. Output shape (B, 1, 28, 28)."),
+    "3.7": ("D mirrors G: two strided convolutions that halve the size (28 -> 14 -> 7), LeakyReLU(0.2), "
+            "no batch norm on the input layer, then a linear layer to one number: a logit, no sigmoid.",
+            "nn.Conv2d(in, out, kernel_size, stride, padding): floor((in + 2 * padding - kernel) / stride) "
+            "+ 1 pixels; nn.LeakyReLU with slope 0.2; nn.Flatten and nn.Linear from channels * 7 * 7 values to "
+            "one; return shape (B,), e.g. by squeezing the last axis."),
+    "3.8": ("Exercises 3.2 and 3.3 in one function for gh.fit: both models in training mode, one batch of "
+            "fakes from G, then D's step, then G's step, and the losses as a dict.",
+            "G.noise(n) gives n codes; gh.losses has D's loss and the non-saturating generator loss, both "
+            "from logits; detach the fakes for D only; each optimiser "
+            "zero_grad() / backward / step() once; return {'loss_D': ..., 'loss_G': ...} with detached values."),
+}
