@@ -130,3 +130,190 @@ def test_bad_input_is_a_message(checker):
         assert "pass your function itself" in verdict(checker, bad)
     assert "❌" in verdict(checker, lambda *a: None)
     assert "❌" in verdict(checker, lambda *a: "text")
+
+
+# 4.3 the attention decoder step (build)
+from torch import nn  # noqa: E402
+
+from genai_helpers.dates import Vocab  # noqa: E402
+from genai_helpers.seq2seq import teacher_inputs  # noqa: E402
+
+
+def make_decoder(mistake=None):
+    class Decoder(nn.Module):
+        def __init__(self, vocab_size, enc_dim, hidden=128, attn_dim=64, emb=16):
+            super().__init__()
+            self.embed = nn.Embedding(vocab_size, emb)
+            self.W_k = nn.Linear(enc_dim, attn_dim, bias=False)
+            self.W_q = nn.Linear(hidden, attn_dim, bias=False)
+            self.v = nn.Linear(attn_dim, 1, bias=False)
+            self.cell = nn.GRUCell(emb + enc_dim, hidden)
+            self.out = nn.Linear(hidden + enc_dim + emb, vocab_size)
+            if mistake == "layers in a list":
+                self.layers = [self.embed]
+                del self.embed, self.W_k, self.W_q, self.v, self.cell, self.out
+
+        def keys(self, states):
+            return self.W_k(states)
+
+        def forward(self, y_prev, h, memory):
+            e = self.embed(y_prev)
+            q = 0 * h if mistake == "no query" else h
+            scores = self.v(torch.tanh(memory.keys + self.W_q(q)[:, None])).squeeze(-1)
+            masked = scores if mistake == "no mask" else scores.masked_fill(~memory.mask, -math.inf)
+            if mistake == "softmax over the batch":
+                w = torch.softmax(masked, 0)
+            elif mistake == "zeroed after softmax":
+                w = torch.softmax(scores, -1) * memory.mask
+            else:
+                w = torch.softmax(masked, -1)
+            ctx = memory.states.mean(1) if mistake == "plain mean" else (w[..., None] * memory.states).sum(1)
+            h = self.cell(torch.cat([e, ctx], -1), h)
+            logits = self.out(torch.cat([h, ctx, e], -1))
+            return (torch.softmax(logits, -1) if mistake == "probabilities" else logits), h, w
+
+    return Decoder
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (None, "passed"),
+    ("no mask", "padding gets attention"),
+    ("softmax over the batch", "softmax over dim 0"),
+    ("zeroed after softmax", "do not sum to 1"),
+    ("probabilities", "returned probabilities"),
+    ("no query", "do not depend on the decoder state"),
+    ("plain mean", "padded positions changes your output"),
+    ("layers in a list", "no parameters"),
+])
+def test_check_attention_decoder(mistake, words):
+    assert words in verdict(checks.check_attention_decoder, make_decoder(mistake))
+
+
+def test_reference_decoder_passes_and_trains_in_the_built_model():
+    from genai_helpers import seq2seq_build as b
+    from genai_helpers.dates import DateCorpus
+
+    assert "passed" in verdict(checks.check_attention_decoder, b.ReferenceDecoder)
+    src_vocab, tgt_vocab = Vocab(DateCorpus().characters()), Vocab("0123456789- ")
+    model = b.BuiltSeq2Seq(src_vocab, tgt_vocab, make_decoder())
+    src, lengths = src_vocab.encode(["28/11/2026", "3 nov 1999"])
+    tgt, _ = tgt_vocab.encode(["2026-11-28", "1999-11-03"], end=True)
+    logits, w = model(src, lengths, teacher_inputs(tgt))
+    assert logits.shape == (2, 11, len(tgt_vocab)) and w.shape == (2, 11, 10)
+    assert b.greedy_decode(model, src, lengths).shape[0] == 2
+
+
+# 4.5 the training step (build)
+def make_step_with(mistake=None):
+    def make_step(model, opt):
+        def step(batch):
+            src, lengths, tgt = batch
+            start = torch.full_like(tgt[:, :1], Vocab.START)
+            if mistake == "not shifted":
+                tgt_in = tgt
+            elif mistake == "shifted the wrong way":
+                tgt_in = torch.cat([tgt[:, 1:], torch.full_like(tgt[:, :1], Vocab.PAD)], 1)
+            else:
+                tgt_in = torch.cat([start, tgt[:, :-1]], 1)
+            logits, _ = model(src, lengths, tgt_in)
+            if mistake == "probabilities":
+                logits = torch.softmax(logits, -1)
+            ignore = -100 if mistake == "padding counts" else Vocab.PAD
+            loss = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=ignore)
+            if mistake != "no zero_grad":
+                opt.zero_grad()
+            loss.backward()
+            if mistake != "no opt.step":
+                opt.step()
+            return {"loss": loss}
+        return step
+    return make_step
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (None, "passed"),
+    ("not shifted", "not shifted"),
+    ("shifted the wrong way", "shifted the wrong way"),
+    ("padding counts", "padding counts"),
+    ("probabilities", "probabilities went into the cross-entropy"),
+    ("no zero_grad", "pile up"),
+    ("no opt.step", "did not change"),
+])
+def test_check_train_step(mistake, words):
+    assert words in verdict(checks.check_train_step, make_step_with(mistake))
+
+
+def test_check_train_step_accepts_the_package_step():
+    assert "passed" in verdict(checks.check_train_step, gh_seq2seq_step)
+
+
+def gh_seq2seq_step(model, opt):
+    from genai_helpers.seq2seq import seq2seq_step
+
+    return seq2seq_step(model, opt)
+
+
+# 4.6 greedy decoding (build)
+def greedy_with(mistake=None):
+    def greedy_decode(model, src, lengths, max_len=11):
+        if mistake != "no eval":
+            model.eval()
+        with torch.set_grad_enabled(mistake == "no no_grad"):
+            memory = model.encode(src, lengths)
+            h = model.start(memory)
+            first = Vocab.PAD if mistake == "no start" else Vocab.START
+            y = torch.full((src.size(0),), first, dtype=torch.long)
+            done = torch.zeros_like(y, dtype=torch.bool)
+            out = []
+            for _ in range(max_len):
+                logits, h, _ = model.step(torch.full_like(y, Vocab.START) if mistake == "not fed back" else y,
+                                          h, memory)
+                y = model.log_probs(logits).argmax(-1)
+                if mistake != "no padding after end":
+                    y = y.masked_fill(done, Vocab.PAD)
+                out.append(y)
+                done = done | (y == Vocab.END)
+                if mistake not in ("never stops", "no padding after end") and bool(done.all()):
+                    break
+            return torch.stack(out, 1)
+    return greedy_decode
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (None, "passed"),
+    ("no eval", "model.eval()"),
+    ("no no_grad", "torch.no_grad()"),
+    ("no start", "first input must be <s>"),
+    ("not fed back", "same symbol"),
+    ("no padding after end", "stay padding"),
+    ("never stops", "stop as soon as all rows are done"),
+])
+def test_check_greedy_decode(mistake, words):
+    assert words in verdict(checks.check_greedy_decode, greedy_with(mistake))
+
+
+def test_greedy_reference_and_exact_match_reference_pass():
+    from genai_helpers import seq2seq_build as b
+
+    assert "passed" in verdict(checks.check_greedy_decode, b.greedy_decode)
+    assert "passed" in verdict(checks.check_exact_match, b.exact_match)
+    assert "passed" in verdict(checks.check_masked_loss, b.masked_loss)
+    assert "passed" in verdict(checks.check_attend, b.attend)
+    assert "passed" in verdict(checks.check_additive_scores, b.additive_scores)
+
+
+@pytest.mark.parametrize("checker", [checks.check_attention_decoder, checks.check_train_step,
+                                     checks.check_greedy_decode])
+def test_build_checkers_report_a_stub(checker):
+    def stub(*args):
+        raise NotImplementedError("one line of hint")
+
+    class Stub(nn.Module):
+        def __init__(self, *args):
+            super().__init__()
+            raise NotImplementedError("one line of hint")
+
+    v = verdict(checker, Stub if checker is checks.check_attention_decoder else stub)
+    assert "not implemented yet" in v and "one line of hint" in v
+    for bad in (None, 3, "fn"):
+        assert "pass your function itself" in verdict(checker, bad)

@@ -13,7 +13,9 @@ from .gans import (
     check_dcgan_discriminator, check_dcgan_generator, check_discriminator_step, check_frechet_distance,
     check_gan_step, check_generator_step, check_high_quality_counts,
     check_nonsaturating_loss)
-from .seq2seq import check_additive_scores, check_attend, check_beam_step, check_exact_match, check_masked_loss
+from .seq2seq import (
+    check_additive_scores, check_attend, check_attention_decoder, check_beam_step, check_exact_match,
+    check_greedy_decode, check_masked_loss, check_train_step)
 from .applications import (
     check_accuracy_per_class, check_downsample, check_keep_observed, check_masked_psnr, check_one_hot)
 from .evaluation import check_knn_precision, check_linear_flops, check_membership_auc, check_nn_gap
@@ -28,3 +30,4 @@ __all__ = [
     "check_downsample", "check_keep_observed", "check_masked_psnr", "check_one_hot", "check_knn_precision",
     "check_linear_flops", "check_membership_auc", "check_nn_gap"
 ]
+__all__ += ["check_attention_decoder", "check_greedy_decode", "check_train_step"]

@@ -1,11 +1,13 @@
-"""Chapter 04's exercises: attention scores, the masked loss, a beam-search step, exact match."""
+"""Chapter 04's exercises: attention scores and weights, the attention decoder step (build), the
+masked loss, the teacher-forced training step (build), greedy decoding (build), a beam-search step,
+exact match."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-from .framework import Report, call, compare, _require_callable
+from .framework import Report, _as_tensor, _require_callable, _scalar, call, compare
 
 
 def _pair(out, names: str):
@@ -110,7 +112,7 @@ def check_attend(fn) -> None:
 
 
 def check_masked_loss(fn) -> None:
-    """Exercise 4.3: masked_loss(logits (B, L, V), targets (B, L), pad_id) -> mean CE over real tokens."""
+    """Exercise 4.4: masked_loss(logits (B, L, V), targets (B, L), pad_id) -> mean CE over real tokens."""
     import torch.nn.functional as F
 
     _require_callable(fn, "masked_loss", "check_masked_loss(masked_loss)")
@@ -155,7 +157,7 @@ def check_masked_loss(fn) -> None:
 
 
 def check_beam_step(fn) -> None:
-    """Exercise 4.4: beam_step(scores (B, k), logp (B, k, V), k) -> (scores, beam, token), each (B, k)."""
+    """Exercise 4.7: beam_step(scores (B, k), logp (B, k, V), k) -> (scores, beam, token), each (B, k)."""
     _require_callable(fn, "beam_step", "check_beam_step(beam_step)")
     r = Report("beam_step")
     g = torch.Generator().manual_seed(43)
@@ -204,7 +206,7 @@ def check_beam_step(fn) -> None:
 
 
 def check_exact_match(fn) -> None:
-    """Exercise 4.5: exact_match(pred, target, end_id) -> bool (B,): equal up to and including </s>."""
+    """Exercise 4.8: exact_match(pred, target, end_id) -> bool (B,): equal up to and including </s>."""
     _require_callable(fn, "exact_match", "check_exact_match(exact_match)")
     r = Report("exact_match")
     E, P = 2, 0  # </s> and <pad>
@@ -239,3 +241,410 @@ def check_exact_match(fn) -> None:
     else:
         r.fail("7 predictions", why)
     return r.finish()
+
+
+# --- build exercises: the attention decoder step, the training step, greedy decoding -------------
+
+def _memory(b_lengths, enc_dim, attn_keys, g):
+    """A padded batch of encoder states (junk in the padding) and its mask, as gh.seq2seq.Memory."""
+    from ..seq2seq import Memory
+
+    t = max(b_lengths)
+    states = torch.randn(len(b_lengths), t, enc_dim, generator=g)
+    mask = torch.arange(t)[None, :] < torch.tensor(b_lengths)[:, None]
+    return Memory(states, None, mask, states[:, 0].clone())
+
+
+def check_attention_decoder(cls) -> None:
+    """Exercise 4.3: cls(vocab_size, enc_dim, hidden, attn_dim, emb) with keys(states) and
+    forward(y_prev (B,), h (B, H), memory) -> (logits (B, V), new h (B, H), weights (B, T))."""
+    from ..seq2seq import Memory
+
+    _require_callable(cls, "AttentionDecoder", "check_attention_decoder(AttentionDecoder)")
+    r = Report("AttentionDecoder")
+    V, E, H, A, M = 11, 6, 5, 4, 3
+    torch.manual_seed(44)
+    try:
+        dec = cls(V, E, H, A, M)
+    except NotImplementedError as e:
+        r.fail("building it", f"not implemented yet: replace `raise NotImplementedError` with your code. Hint: {e}")
+        return r.finish()
+    except Exception as e:
+        r.fail("AttentionDecoder(vocab_size=11, enc_dim=6, hidden=5, attn_dim=4, emb=3)",
+               f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return r.finish()
+    if not isinstance(dec, torch.nn.Module) or not list(dec.parameters()):
+        r.fail("its layers", "no parameters: create the layers in __init__ as attributes (self.embed = "
+                             "nn.Embedding(...), ...), after super().__init__(), so that the optimiser sees them")
+        return r.finish()
+    g = torch.Generator().manual_seed(45)
+    lens = [6, 4, 2]
+    mem = _memory(lens, E, None, g)
+    keys, err = call(dec.keys, mem.states)
+    if err:
+        r.fail("keys(states)", err)
+        return r.finish()
+    if not torch.is_tensor(keys) or keys.shape[:2] != mem.states.shape[:2]:
+        got = tuple(keys.shape) if torch.is_tensor(keys) else type(keys).__name__
+        r.fail("keys(states)", f"keys(states) must give one key per input character, shape (B, T, attn_dim) = "
+                               f"(3, 6, {A}); got {got}")
+        return r.finish()
+    mem = Memory(mem.states, keys, mem.mask, mem.summary)
+    y = torch.tensor([4, 7, 9])
+    h = torch.randn(3, H, generator=g)
+
+    def run(y_, h_, m_):
+        out, err = call(dec, y_, h_, m_)
+        if err is None:
+            err = _pair(out, "logits, h, weights")
+        return out, err
+
+    dec.train()
+    out, err = run(y, h, mem)
+    case = "B=3, lengths 6, 4, 2"
+    if err:
+        if "size" in err or "shape" in err:
+            err += (" (here vocab_size=11, enc_dim=6, hidden=5, attn_dim=4, emb=3: the GRU cell reads "
+                    "[embedding; context] = emb + enc_dim numbers, the output layer [h; context; embedding])")
+        r.fail(case, err)
+        return r.finish()
+    logits, h_new, w = out
+    for name, got, want in (("logits", logits, (3, V)), ("new state h", h_new, (3, H)), ("weights", w, (3, 6))):
+        if tuple(got.shape) != want:
+            r.fail(case, f"{name}: expected shape {want}, got {tuple(got.shape)}")
+            return r.finish()
+    w = w.detach()
+    if torch.isnan(w).any() or torch.isnan(logits.detach()).any():
+        r.fail(case, "nan in the output: a row whose scores are all -inf (fill the scores where the mask is "
+                     "False, ~mask, not where it is True)")
+        return r.finish()
+    if torch.allclose(w.sum(0), torch.ones(6), atol=1e-5) and not torch.allclose(w.sum(1), torch.ones(3), atol=1e-5):
+        r.fail(case, "weights: softmax over dim 0 (the batch); each row's weights must sum to 1 over its "
+                     "characters (dim=-1)")
+        return r.finish()
+    pad = ~mem.mask
+    if w[pad].abs().max() > 1e-6:
+        r.fail(case, "weights: padding gets attention: give the padded positions (mask False) a score of -inf "
+                     "before the softmax, so that their weight is exactly 0")
+        return r.finish()
+    if not torch.allclose(w.sum(1), torch.ones(3), atol=1e-5):
+        r.fail(case, "weights: they do not sum to 1 over the characters: mask the scores before the softmax "
+                     "(zeroing weights after it breaks the sum)")
+        return r.finish()
+    r.ok("shapes, weights sum to 1, zero weight on padding")
+    lo = logits.detach()
+    if (lo >= 0).all() and torch.allclose(lo.sum(-1), torch.ones(3), atol=1e-4):
+        r.fail("logits", "you returned probabilities (a softmax); return the logits: the loss "
+                         "(cross-entropy) and the decoder apply the (log-)softmax themselves")
+        return r.finish()
+    if (lo <= 0).all() and torch.allclose(lo.exp().sum(-1), torch.ones(3), atol=1e-4):
+        r.fail("logits", "you returned log-probabilities (a log_softmax); return the logits, the raw output of "
+                         "the output layer")
+        return r.finish()
+    # padding must not matter: junk in the padded states changes nothing
+    junk_states = mem.states.clone()
+    junk_states[pad] = 100 * torch.randn(int(pad.sum()), E, generator=g)
+    junk_keys, _ = call(dec.keys, junk_states)
+    out2, err = run(y, h, Memory(junk_states, junk_keys, mem.mask, mem.summary))
+    if err is None and not (torch.allclose(out2[0].detach(), lo, atol=1e-5) and
+                            torch.allclose(out2[1].detach(), h_new.detach(), atol=1e-5)):
+        err = ("what sits in the padded positions changes your output: the context must be the weighted sum "
+               "with the masked weights, over the real characters only")
+    r.fail("junk in the padding", err) if err else r.ok("padding changes nothing")
+    # one row alone = the same row in the batch (rows must not mix)
+    row = Memory(mem.states[:1], keys[:1], mem.mask[:1], mem.summary[:1])
+    out3, err = run(y[:1], h[:1], row)
+    if err is None and not torch.allclose(out3[0].detach(), lo[:1], atol=1e-5):
+        err = "a row's output depends on the other rows of the batch: softmax over dim=-1 (the characters)"
+    r.fail("one row alone", err) if err else r.ok("rows independent")
+    # the query matters: another decoder state, other weights
+    out4, err = run(y, torch.randn(3, H, generator=g), mem)
+    if err is None and torch.allclose(out4[2].detach(), w, atol=1e-6):
+        err = ("the weights do not depend on the decoder state h: score each character with "
+               "v · tanh(W_q h + key), the query is the previous state")
+    r.fail("another decoder state", err) if err else r.ok("the weights follow the decoder state")
+    # the previous symbol matters
+    out5, err = run(torch.tensor([5, 5, 5]), h, mem)
+    if err is None and torch.allclose(out5[1].detach(), h_new.detach(), atol=1e-6):
+        err = "the new state does not depend on the previous symbol: feed its embedding into the GRU cell"
+    r.fail("another previous symbol", err) if err else r.ok("the previous symbol is read")
+    # the context matters: other real states, other outputs
+    other = mem.states.clone()
+    other[mem.mask] = torch.randn(int(mem.mask.sum()), E, generator=g)
+    okeys, _ = call(dec.keys, other)
+    out6, err = run(y, h, Memory(other, okeys, mem.mask, mem.summary))
+    if err is None and torch.allclose(out6[1].detach(), h_new.detach(), atol=1e-6):
+        err = "the new state does not depend on the encoder states: feed the context vector into the GRU cell"
+    r.fail("other encoder states", err) if err else r.ok("the context is read")
+    # every layer learns
+    dec.zero_grad()
+    logits, h_new, _ = dec(y, h, mem)
+    (logits.sum() + h_new.sum()).backward()
+    unused = [n for n, p in dec.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    r.fail("gradients", f"these parameters get no gradient, so they never learn: {', '.join(unused)}") if unused \
+        else r.ok("every parameter learns")
+    return r.finish()
+
+
+class _RecordingModel(torch.nn.Module):
+    """A tiny stand-in for the Seq2Seq: logits from the decoder input, records what it was given."""
+
+    def __init__(self, V=9):
+        super().__init__()
+        g = torch.Generator().manual_seed(46)
+        self.table = torch.nn.Parameter(0.3 * torch.randn(V, V, generator=g))
+        self.seen = []
+
+    def forward(self, src, lengths, tgt_in):
+        self.seen.append(tgt_in.detach().clone())
+        return self.table[tgt_in] + 0.1 * src[:, :1, None].float(), None
+
+
+def check_train_step(make_step) -> None:
+    """Exercise 4.5: make_step(model, opt) -> step(batch) for gh.fit; batch = (src, lengths, tgt)."""
+    import torch.nn.functional as F
+
+    from ..dates import Vocab
+    from ..seq2seq import teacher_inputs
+
+    _require_callable(make_step, "make_step", "check_train_step(make_step)")
+    r = Report("make_step")
+    P, E = Vocab.PAD, Vocab.END
+    tgt = torch.tensor([[5, 6, 7, 8, E], [6, 5, E, P, P], [7, E, P, P, P]])
+    src = torch.tensor([[4, 5, 6, 0], [5, 6, 0, 0], [7, 0, 0, 0]])
+    lengths = torch.tensor([3, 2, 1])
+    model = _RecordingModel()
+    start = model.table.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    step, err = call(make_step, model, opt)
+    if err is None and not callable(step):
+        err = f"make_step(model, opt) must return the step function (def step(batch): ...), got {type(step).__name__}"
+    if err:
+        r.fail("make_step(model, opt)", err)
+        return r.finish()
+    out, err = call(step, (src.clone(), lengths.clone(), tgt.clone()))
+    if err:
+        r.fail("one step", err)
+        return r.finish()
+    if not isinstance(out, dict) or "loss" not in out:
+        r.fail("one step", f"gh.fit wants a dict of losses, e.g. {{'loss': loss}}; got {type(out).__name__}")
+        return r.finish()
+    # teacher forcing: what went into the decoder
+    want_in = teacher_inputs(tgt)
+    if not model.seen:
+        r.fail("decoder input", "the model was never called: logits come from model(src, lengths, decoder_inputs)")
+        return r.finish()
+    got_in = model.seen[0]
+    wrong_in = {"the decoder reads the targets themselves (not shifted): at step i it would see the "
+                "symbol it must predict; shift right, with <s> first": tgt,
+                "shifted the wrong way: the decoder input is <s> followed by the targets without their last "
+                "symbol": torch.cat([tgt[:, 1:], torch.full_like(tgt[:, :1], P)], 1),
+                "<s> is missing: the decoder input is <s> followed by the targets shifted right, as long as "
+                "the targets": tgt[:, :-1]}
+    if got_in.shape != want_in.shape or not torch.equal(got_in, want_in):
+        why = next((d for d, t in wrong_in.items() if t.shape == got_in.shape and torch.equal(t, got_in)),
+                   f"the decoder input should be {want_in[1].tolist()} for the target {tgt[1].tolist()}, "
+                   f"got {got_in[1].tolist()}")
+        r.fail("teacher forcing", why)
+        return r.finish()
+    r.ok("teacher forcing (<s> + targets shifted right)")
+    logits = start[want_in] + 0.1 * src[:, :1, None].float()
+    ref = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=P)
+    probs = torch.softmax(logits, -1)
+    why = compare(_scalar(out["loss"]), ref, {
+        "the padding counts in your loss: ignore the targets equal to Vocab.PAD (ignore_index)":
+            F.cross_entropy(logits.flatten(0, 1), tgt.flatten()),
+        "probabilities went into the cross-entropy: it wants the logits (it applies the log-softmax itself)":
+            F.cross_entropy(probs.flatten(0, 1), tgt.flatten(), ignore_index=P),
+        "the log-softmax is missing (nll_loss wants log-probabilities): use F.cross_entropy on the logits":
+            F.nll_loss(logits.flatten(0, 1), tgt.flatten(), ignore_index=P),
+        "the loss compares the predictions with the decoder inputs; compare them with the targets":
+            F.cross_entropy(logits.flatten(0, 1), want_in.flatten(), ignore_index=P),
+    }, "one number, the loss", atol=1e-4)
+    if why:
+        r.fail("the loss", why)
+        return r.finish()
+    r.ok("masked cross-entropy on the logits")
+    # the optimiser step, and gradients that do not pile up
+    w0 = start.clone().requires_grad_(True)
+
+    def grad_at(w):
+        w = w.detach().clone().requires_grad_(True)
+        lo = w[want_in] + 0.1 * src[:, :1, None].float()
+        F.cross_entropy(lo.flatten(0, 1), tgt.flatten(), ignore_index=P).backward()
+        return w.grad
+
+    g0 = grad_at(w0)
+    w1 = start - 0.5 * g0
+    after = model.table.detach()
+    if torch.allclose(after, start):
+        r.fail("the update", "the parameters did not change: call loss.backward() and opt.step() in the step")
+        return r.finish()
+    if not torch.allclose(after, w1, atol=1e-5):
+        r.fail("the update", "the parameters moved, but not by one optimiser step on this loss's gradient "
+                             "(opt.zero_grad(), loss.backward(), opt.step(), in this order)")
+        return r.finish()
+    step((src.clone(), lengths.clone(), tgt.clone()))
+    g1 = grad_at(w1)
+    after2 = model.table.detach()
+    if torch.allclose(after2, w1 - 0.5 * (g0 + g1), atol=1e-5) and not torch.allclose(g0, torch.zeros_like(g0)):
+        r.fail("two steps", "the gradients pile up from step to step: call opt.zero_grad() before loss.backward()")
+        return r.finish()
+    r.ok("one optimiser step per batch, gradients reset")
+    return r.finish()
+
+
+class _ScriptedModel(torch.nn.Module):
+    """A stand-in decoder whose next symbol is a fixed function of the previous one, per row."""
+
+    def __init__(self, chains, V=12):
+        super().__init__()
+        self.chains, self.V = chains, V  # row -> {previous symbol: next symbol}
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.calls, self.first_inputs = [], None
+        from ..dates import Vocab
+        banned = torch.zeros(V, dtype=torch.bool)
+        banned[[Vocab.PAD, Vocab.START, Vocab.UNK]] = True
+        self.register_buffer("banned", banned, persistent=False)
+
+    def encode(self, src, lengths):
+        return torch.arange(src.size(0))
+
+    def start(self, memory):
+        return torch.zeros(len(memory), 4) + self.w
+
+    def step(self, y_prev, h, memory):
+        if self.first_inputs is None:
+            self.first_inputs = y_prev.detach().clone()
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        logits = torch.full((len(memory), self.V), -3.0)
+        for b, row in enumerate(memory.tolist()):
+            nxt = self.chains[row].get(int(y_prev[b]), 3)
+            logits[b, nxt] = 4.0
+            logits[b, 0] = -1.0  # pad, start, unk never win
+        return logits + 0 * self.w, h, None
+
+    def log_probs(self, logits):
+        return torch.log_softmax(logits.float().masked_fill(self.banned, -math.inf), -1)
+
+
+def check_greedy_decode(fn) -> None:
+    """Exercise 4.6: greedy_decode(model, src, lengths, max_len) -> token ids (B, L), L <= max_len,
+    <s> first, each argmax fed back, <pad> after a row's </s>, stop when every row has ended."""
+    from ..dates import Vocab
+
+    _require_callable(fn, "greedy_decode", "check_greedy_decode(greedy_decode)")
+    r = Report("greedy_decode")
+    S, E, P = Vocab.START, Vocab.END, Vocab.PAD
+    chains = [{S: 5, 5: 6, 6: 7, 7: E},        # 5 6 7 </s>
+              {S: 8, 8: E},                    # 8 </s>
+              {S: 9, 9: 10, 10: 9, E: 11}]     # never ends: 9 10 9 10 ...
+    cases = {"three rows, one never ends, max_len=6": ([0, 1, 2], 6),
+             "two rows that end after 4 and 2 symbols, max_len=11": ([0, 1], 11)}
+    for case, (rows, max_len) in cases.items():
+        model = _ScriptedModel([chains[i] for i in rows]).train()
+        src = torch.ones(len(rows), 3, dtype=torch.long)
+        lengths = torch.full((len(rows),), 3)
+        out, err = call(fn, model, src, lengths, max_len)
+        if err is None:
+            out, err = _as_tensor(out, "token ids (B, L)")
+        if err:
+            r.fail(case, err)
+            continue
+        want = []
+        for i in rows:
+            seq, y = [], S
+            for _ in range(max_len):
+                y = chains[i].get(y, 3) if not seq or seq[-1] != E else P
+                seq.append(y)
+            want.append(seq)
+        want = torch.tensor(want)
+        stop = max(next((t + 1 for t, v in enumerate(row) if v == E), max_len) for row in want.tolist())
+        want = want[:, :stop]
+        first = model.first_inputs
+        if first is not None and not torch.equal(first, torch.full_like(first, S)):
+            r.fail(case, f"the first input must be <s> (Vocab.START = {S}) in every row; got {first.tolist()}")
+            continue
+        if any(training for training, _ in model.calls):
+            r.fail(case, "the model was in training mode while decoding: call model.eval() first (dropout and "
+                         "batch norm behave differently in training)")
+            continue
+        if any(grad for _, grad in model.calls):
+            r.fail(case, "decoding ran with gradients on: wrap it in torch.no_grad() (or decorate the function), "
+                         "or memory grows with every step for nothing")
+            continue
+        if out.dim() != 2 or out.size(0) != len(rows):
+            r.fail(case, f"return token ids of shape (B, L) = ({len(rows)}, L); got {tuple(out.shape)}")
+            continue
+        got = out.long()
+        n = min(got.size(1), want.size(1))
+        firsts = got[:, :n]
+        if n and torch.equal(firsts, want[:, :1].expand(-1, n)) and not torch.equal(want[:, :n], firsts):
+            r.fail(case, "every step wrote the same symbol: feed each step's argmax back as the next input")
+            continue
+        if got.size(1) > max_len:
+            r.fail(case, f"{got.size(1)} symbols, more than max_len={max_len}: stop after max_len steps")
+            continue
+        until_end = (want.cumsum(1) * 0 + (want == E).long().cumsum(1) - (want == E).long()) == 0
+        cmp_n = min(got.size(1), want.size(1))
+        if not torch.equal((got[:, :cmp_n] == want[:, :cmp_n]) | ~until_end[:, :cmp_n],
+                           torch.ones(len(rows), cmp_n, dtype=torch.bool)) or got.size(1) < want.size(1):
+            r.fail(case, f"expected the symbols {[row[:stop] for row in want.tolist()]} (each step's argmax fed "
+                         f"back), got {got.tolist()}")
+            continue
+        after = ~until_end[:, :cmp_n]
+        if (got[:, :cmp_n][after] != P).any():
+            r.fail(case, f"after a row's </s> it must stay padding (Vocab.PAD = {P}); got {got.tolist()}: once a row "
+                         "has ended, fill it with PAD (a done flag per row)")
+            continue
+        if got.size(1) > want.size(1) or len(model.calls) > stop:
+            r.fail(case, f"the loop ran {len(model.calls)} steps although every row had written </s> after {stop}: "
+                         "stop as soon as all rows are done")
+            continue
+        r.ok(case)
+    return r.finish()
+
+
+HINTS = {
+    "4.1": ("The formula is the score e_ij in section 4: project the query, add it to every key, squash, "
+            "then one number per character.",
+            "W_q has shape (A, H), so the projected query is a matrix product with its transpose, shape (B, A). "
+            "Insert a dimension of size 1 to broadcast it over the T keys; torch.tanh, then a product with v."),
+    "4.2": ("Padded positions must get weight exactly 0, and each row's weights must sum to 1 over its own "
+            "characters: mask the scores before the softmax, not the weights after it.",
+            "Tensor.masked_fill with float('-inf') where the mask is False (~mask); torch.softmax along the "
+            "last dimension; the context is a weighted sum over dimension 1 (broadcast the weights with [..., None])."),
+    "4.3": ("One step of the equations of section 4: embed the previous symbol, score every encoder state "
+            "against the previous decoder state (your Exercises 4.1 and 4.2 do the scoring and weighting), "
+            "then the GRU cell reads [embedding; context], and the output layer reads [new state; context; "
+            "embedding].",
+            "Layers in __init__: an nn.Embedding of the vocabulary into emb numbers; three bias-free nn.Linear "
+            "for W_k (enc_dim to attn_dim), W_q (hidden to attn_dim) and v (attn_dim to 1); an nn.GRUCell whose "
+            "input is the embedding and the context side by side; an nn.Linear from the new state, the context "
+            "and the embedding side by side to the vocabulary. keys() applies W_k to all states; forward reads "
+            "the keys, states and mask of memory, and joins vectors with torch.cat along the last dimension."),
+    "4.4": ("Average the cross-entropy over the real target symbols only: padding is not part of any answer.",
+            "cross_entropy (in torch.nn.functional) wants the classes in dimension 1 (flatten to (B*L, V) and (B*L,), "
+            "or transpose), and can either ignore one target id for you (ignore_index) or return one loss per "
+            "symbol (reduction='none') to weight with the mask targets != pad_id."),
+    "4.5": ("Section 5: the decoder reads <s> and then the true previous symbols (teacher forcing), the "
+            "loss is your masked loss of Exercise 4.4, and one call of the step is one optimiser update.",
+            "gh.seq2seq.teacher_inputs builds the decoder inputs (or put a column of Vocab.START in front of "
+            "the targets without their last column); calling the model on (src, lengths, inputs) returns (logits, "
+            "weights). Then: zero the gradients, backpropagate, clip the gradient norm to 1 "
+            "(clip_grad_norm_, in torch.nn.utils), step the optimiser, and return a dict with the loss under 'loss'."),
+    "4.6": ("Section 6: start every row with <s>, and at each step feed back the symbol the model finds most "
+            "likely; a row is done at </s>, the loop is done when all rows are, or after max_len steps.",
+            "Switch the model to eval mode and turn gradients off (torch.no_grad); model.encode, model.start, then "
+            "model.step in a loop, which returns (logits, new state, weights); argmax over the last dimension of "
+            "model.log_probs of the logits; a bool tensor of finished rows, filled with Vocab.PAD by masked_fill; "
+            "torch.stack the steps along dimension 1."),
+    "4.7": ("Each of the k beams can be extended by each of the V symbols: score all k × V extensions "
+            "(log-probabilities add up) and keep the k best over all of them, not the best per beam.",
+            "Broadcast scores with [..., None] against logp, flatten the last two dimensions, Tensor.topk(k, dim=1); "
+            "the flat index encodes both the beam (integer division by V) and the symbol (remainder)."),
+    "4.8": ("A row is right only if every symbol up to and including the target's first </s> matches; "
+            "what the decoder writes after that does not count.",
+            "Mark the positions after the first end_id with a cumulative sum of (target == end_id) (minus the "
+            "position itself); combine with (pred == target) by a logical or, then .all(dim=1)."),
+}
