@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .gan import single_thread
+from .runtime import single_thread
 from .metrics import psnr
 from .restore import fill_nearest, inpaint_latent, make_masks
 from .widgets import Demo, Stopwatch, figure_png, png_bytes

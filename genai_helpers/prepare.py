@@ -10,7 +10,7 @@ import importlib
 import io
 import time
 
-from .train import checkpoint_folder
+from .checkpoint import checkpoint_folder
 
 
 def _model(module: str, function: str, takes_mnist: bool = True, **kw):

@@ -1,6 +1,7 @@
 """Where the course runs: device, seeding, quick/offline mode, data folder, one-line report."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -152,3 +153,30 @@ def expect_input(x, shape: tuple, who: str, module: torch.nn.Module | None = Non
         if p is not None and p.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
             raise ValueError(f"{who} has {p.dtype} weights but the input is {x.dtype}: "
                              f"convert it with x.to({p.dtype})")
+
+
+@contextlib.contextmanager
+def evaluating(*modules: torch.nn.Module):
+    """Put modules in eval mode for a block, then back in the mode each was in (even on an error)."""
+    was = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, was):
+            m.train(mode)
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run a block on one CPU thread. The ring's tiny MLPs are as fast on one thread as on two
+    (there is too little work per operation to share), much faster when another program keeps
+    the second core busy, and their results no longer depend on the machine's number of cores:
+    a GAN's training is chaotic, and a different summation order ends in a different run."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

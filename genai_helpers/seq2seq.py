@@ -21,6 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dates import ISO_CHARS, LIST_SEP, DateCorpus, Vocab, normalise
+from .runtime import device as default_device
+from .runtime import evaluating, is_quick, pick
+from .schedules import LinearDecay
+from .train import adam, epochs_for, fit
 
 
 def reverse_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
@@ -264,8 +268,6 @@ def date_data(n_train: int, n_test: int = 10_000, seed: int = 0, device=None, ma
 
     max_dates > 1 gives the longer-input variant: lists of 1..max_dates dates per example.
     """
-    from .runtime import device as default_device
-
     corpus = corpus or DateCorpus()
     split = corpus.split(seed=seed)
     lists = max_dates > 1
@@ -301,14 +303,11 @@ def predict(model: Seq2Seq, src, lengths, beam: int = 1, batch: int = 2000, max_
     return out
 
 
-def accuracy(model: Seq2Seq, data: tuple, beam: int = 1) -> float:
-    """Exact-match accuracy on (src, lengths, tgt)."""
+def exact_match_rate(model: Seq2Seq, data: tuple, beam: int = 1) -> float:
+    """Share of (src, lengths, tgt) rows translated exactly (see `exact_match`)."""
     src, lengths, tgt = data
-    was = model.training
-    model.eval()
-    acc = exact_match(predict(model, src, lengths, beam, max_len=tgt.size(1)), tgt).float().mean().item()
-    model.train(was)
-    return acc
+    with evaluating(model):
+        return exact_match(predict(model, src, lengths, beam, max_len=tgt.size(1)), tgt).float().mean().item()
 
 
 def length_buckets(lengths, batch_size: int, seed: int = 0) -> torch.Tensor:
@@ -348,6 +347,29 @@ def seq2seq_step(model: Seq2Seq, opt, trim: bool = True, decoder=None, before=No
     return step
 
 
+def build_seq2seq(data: DateData, attention: bool = True, size: dict | None = None, lr: float = 3e-3,
+                  total_steps: int | None = None, seed: int = 0, init: Seq2Seq | None = None,
+                  fast: bool = True, decoder=None) -> tuple[dict, object]:
+    """Chapter 04's translator as the chapter trains it: (state for `gh.fit`, step).
+
+    size: Encoder/decoder sizes (default: the class's); total_steps: the training length, over
+    whose last 40% the learning rate falls linearly to zero (None: constant); init: a trained
+    model to start from (same vocabularies and sizes). fast=False: plain `torch.optim.Adam`, no
+    trimming of padded batches; decoder: see `seq2seq_step` (the textbook loop of `bench`).
+    """
+    torch.manual_seed(seed)
+    src, lengths, _ = data["train"]
+    model = Seq2Seq(data.src_vocab, data.tgt_vocab, attention=attention, **(size or {})).to(src.device)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    model.max_src_len = int(lengths.max())
+    model.locales = tuple(data.corpus.locales)
+    opt = adam(model.parameters(), lr=lr) if fast else torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = LinearDecay([opt], total_steps, 0.4) if total_steps else None
+    trim = fast and src.device.type == "cpu"  # reading the batch's longest length is free on a CPU only
+    return {"model": model, "opt": opt}, seq2seq_step(model, opt, trim=trim, decoder=decoder, before=schedule)
+
+
 def train_seq2seq(data: DateData, *, attention: bool = True, steps: int = 3000, batch_size: int = 128,
                   lr: float = 3e-3, size: dict | None = None, name: str | None = None, seed: int = 0,
                   plot: bool = True, init: Seq2Seq | None = None):
@@ -355,42 +377,18 @@ def train_seq2seq(data: DateData, *, attention: bool = True, steps: int = 3000, 
 
     The learning rate is constant, then falls linearly to zero over the last 40% of the steps.
     """
-    from .train import adam, epochs_for, fit
-
-    torch.manual_seed(seed)
     order = length_buckets(data["train"][1], batch_size, seed)
     train = tuple(t[order] for t in data["train"])
-    src, lengths, _ = train
-    size = dict(size or {})
-    model = Seq2Seq(data.src_vocab, data.tgt_vocab, attention=attention, **size).to(src.device)
-    if init is not None:  # start from a trained model (same vocabularies and sizes)
-        model.load_state_dict(init.state_dict())
-    model.max_src_len = int(lengths.max())
-    model.locales = tuple(data.corpus.locales)
-    opt = adam(model.parameters(), lr=lr)
-    n_batches = len(src) // batch_size
-    epochs = epochs_for(steps, len(src), batch_size)
-    total = epochs * n_batches
-    first = next(iter(model.parameters()))
-    trim = src.device.type == "cpu"  # reading the batch's longest length is free on a CPU only
-
-    done = []  # optimisation steps so far, read once from the optimiser (a resumed run has some)
-
-    def schedule():
-        if not done:
-            done.append(int(float(opt.state[first]["step"])) if opt.state else 0)
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (total - done[0]) / (0.4 * total))
-        done[0] += 1
-
-    step = seq2seq_step(model, opt, trim=trim, before=schedule)
-
+    epochs = epochs_for(steps, len(train[0]), batch_size)
+    state, step = build_seq2seq(data, attention, size, lr, epochs * (len(train[0]) // batch_size), seed, init)
+    model = state["model"]
     valid = tuple(t[:2000] for t in data["valid"])
     fingerprint = None if init is None else round(sum(p.double().sum().item() for p in init.parameters()), 6)
-    config = {"attention": attention, "steps": steps, "lr": lr, "size": size, "src": data.src_vocab.chars,
-              "locales": list(data.corpus.locales), "model": "seq2seq-gru-1", "init": fingerprint}
-    hist = fit(step, train, state={"model": model, "opt": opt}, epochs=epochs,
-               batch_size=batch_size, shuffle=False, eval_fn=lambda: {"valid_exact_match": accuracy(model, valid)},
+    config = {"attention": attention, "steps": steps, "lr": lr, "size": dict(size or {}), "src": data.src_vocab.chars,
+              "locales": list(data.corpus.locales), "model": "seq2seq-gru-1", "init": fingerprint,
+              "schedule": "LinearDecay"}  # the schedule moved one step (2026-12): older caches retrain
+    hist = fit(step, train, state=state, epochs=epochs, batch_size=batch_size, shuffle=False,
+               eval_fn=lambda: {"valid_exact_match": exact_match_rate(model, valid)},
                checkpoint=name, config=config, seed=seed, desc=name or "seq2seq", plot=plot)
     model.eval()
     return model, hist
@@ -411,8 +409,6 @@ def _reference_data(quick: bool) -> DateData:
 
 def reference_data() -> DateData:
     """The chapter's date pairs (train / valid / test split by date), the same on every call."""
-    from .runtime import is_quick
-
     return _reference_data(is_quick())
 
 
@@ -425,8 +421,6 @@ def reference_translator(attention: bool = True, plot: bool = True):
     Trained once with the course loop and cached in data/checkpoints (a rerun loads it in
     seconds); later chapters use it as a small translation service with `translate`.
     """
-    from .runtime import is_quick, pick
-
     key = (attention, is_quick())
     if key not in _MODELS:
         name = "seq2seq_dates_" + ("attention" if attention else "bottleneck")
@@ -548,15 +542,11 @@ def _list_data(quick: bool) -> DateData:
 
 def list_data() -> DateData:
     """Lists of 1 to 3 dates ("28 nov 2026; 3/4/87") -> their ISO forms, split by date."""
-    from .runtime import is_quick
-
     return _list_data(is_quick())
 
 
 def list_translator(attention: bool = True, plot: bool = True):
     """The reference model (with or without attention) trained further on lists of dates."""
-    from .runtime import is_quick, pick
-
     key = ("lists", attention, is_quick())
     if key not in _MODELS:
         start, _ = reference_translator(attention, plot=False)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genai_helpers import article, gan, losses, metrics, schedules, widgets
+from genai_helpers import article, gan, losses, metrics, runtime, schedules, widgets
 from genai_helpers.data import ring_centres
 
 
@@ -182,7 +182,7 @@ def test_losses_from_logits_match_the_hand_computation_at_extremes():
 
 def test_single_thread_restores_the_thread_count():
     before = torch.get_num_threads()
-    with gan.single_thread():
+    with runtime.single_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 

@@ -6,7 +6,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
 
 import genai_helpers as gh
-from genai_helpers import metrics
+from genai_helpers import classifier, metrics
 from genai_helpers.data import ring_centres, ring_of_gaussians
 
 CENTRES = ring_centres()
@@ -129,12 +129,12 @@ def test_classifier_reaches_97_percent_on_the_offline_split():
     """Trains the course classifier (cached in the session's checkpoint folder, which the
     notebooks executed later in the same pytest run reuse)."""
     mnist = gh.load_mnist(device="cpu")
-    clf = metrics.mnist_classifier(mnist)
-    acc = metrics.accuracy(clf, mnist.test_x, mnist.test_labels)
+    clf = classifier.mnist_classifier(mnist)
+    acc = classifier.accuracy(clf, mnist.test_x, mnist.test_labels)
     assert acc >= 0.97, f"test accuracy {acc:.3f}"
     # a cache hit gives the same model
-    again = metrics.mnist_classifier(mnist)
-    assert metrics.accuracy(again, mnist.test_x, mnist.test_labels) == acc
+    again = classifier.mnist_classifier(mnist)
+    assert classifier.accuracy(again, mnist.test_x, mnist.test_labels) == acc
     # evaluate_images on real digits: every class present, confident
     r = metrics.evaluate_images(clf, mnist.test_x, metrics.classifier_features(clf, mnist.train_x))
     assert r["min_class_share"] > 0.07 and r["inception_score"] > 8

@@ -133,6 +133,6 @@ def test_cpu_autocast_only_where_it_pays(monkeypatch, conv, cpu_bf16, expected):
 
 def test_checkpoint_names_with_dots_stay_in_the_checkpoint_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("GENAI_CHECKPOINTS", str(tmp_path))
-    assert gh.train.checkpoint_path("vae_latent16_beta-0.0") == tmp_path / "vae_latent16_beta-0.0-quick.pt"
-    assert gh.train.checkpoint_path("elsewhere/model.pt") == gh.train.Path("elsewhere/model.pt")
-    assert gh.train.checkpoint_path("model.pt") == gh.train.Path("model.pt")
+    assert gh.checkpoint.checkpoint_path("vae_latent16_beta-0.0") == tmp_path / "vae_latent16_beta-0.0-quick.pt"
+    assert gh.checkpoint.checkpoint_path("elsewhere/model.pt") == gh.checkpoint.Path("elsewhere/model.pt")
+    assert gh.checkpoint.checkpoint_path("model.pt") == gh.checkpoint.Path("model.pt")
