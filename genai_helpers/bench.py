@@ -25,7 +25,8 @@ from .gan import REFERENCE as GAN_REFERENCE
 from .gan import build_dcgan, scaled
 from .classifier import mnist_classifier
 from .metrics import classifier_features, evaluate_images
-from .runtime import env, evaluating, is_quick, pick
+from .runtime import evaluating, is_quick, pick
+from .session import setup
 from .seq2seq import REFERENCE, build_seq2seq, date_data, exact_match_rate, length_buckets
 from .train import fit
 from .vae import build_vae, neg_elbo
@@ -271,7 +272,7 @@ RACE = {"vae": (100, 3000), "dcgan": (250, 4000), "seq2seq": (50, 1000)}  # chec
 def run(steps: int | None = None, models=("vae", "dcgan", "seq2seq"), races: bool = False, out=print) -> dict:
     """The whole benchmark; prints one line per measurement and returns the numbers."""
     steps = steps or pick(full=60, quick=8)
-    out(f"{env()} | {time.strftime('%Y-%m-%d')}")
+    out(f"{setup(quiet=True)} | {time.strftime('%Y-%m-%d')}")
     mnist = load_mnist()
     pairs = {"vae": lambda: vae_pair(mnist), "dcgan": lambda: dcgan_pair(mnist), "seq2seq": seq2seq_pair}
     numbers = {"throughput": [], "time_to_quality": []}

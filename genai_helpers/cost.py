@@ -114,7 +114,7 @@ def throughput(works: dict, steps: int = 20, warmup: int = 3, repeats: int = 3,
 def matmul_rate(n: int = 1024, repeats: int = 5, device=None, dtype=torch.float32) -> float:
     """FLOP/s of an n x n matrix product (float32 unless `dtype`) on the device, best of `repeats`:
     the speed this machine reaches on the easiest possible work, a yardstick for the models."""
-    from .runtime import device as default_device
+    from .session import device as default_device
 
     dev = torch.device(device) if device is not None else default_device()
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)

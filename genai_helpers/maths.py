@@ -209,3 +209,17 @@ def _attention_shapes(query, keys):
     if query.dim() != 2 or keys.dim() != 3 or keys.shape[0] != query.shape[0]:
         raise ValueError(f"expected query (B, d) and keys (B, T, d), got {tuple(query.shape)} and "
                          f"{tuple(keys.shape)}")
+
+
+# --- latent codes -------------------------------------------------------------------------------
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t) -> torch.Tensor:
+    """Spherical interpolation between latent codes (rows of z0, z1) at fractions t in [0, 1].
+
+    Between two draws from N(0, I) a straight line passes through codes of unusually small
+    norm, which the generator rarely saw; the arc keeps the norm typical.
+    """
+    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)
+    cos = torch.nn.functional.cosine_similarity(z0, z1, dim=-1).clamp(-1 + 1e-7, 1 - 1e-7)
+    omega = torch.arccos(cos).reshape(-1, 1) if z0.dim() > 1 else torch.arccos(cos)
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)

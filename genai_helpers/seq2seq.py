@@ -2,7 +2,7 @@
 either one fixed-length vector (the bottleneck) or all encoder states through additive attention.
 
     model, hist = gh.seq2seq.reference_translator()       # trained once, then cached in data/
-    t = gh.seq2seq.translate(model, "samedi 28 novembre 2026")
+    t = gh.translator.translate(model, "samedi 28 novembre 2026")
     t.iso, t.attention                                    # '2026-11-28', (11, 23) array
 
 Shapes: B batch, T source characters, L target tokens, E = 2 x encoder hidden, A attention size.
@@ -15,13 +15,11 @@ import functools
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dates import ISO_CHARS, LIST_SEP, DateCorpus, Vocab, normalise
-from .runtime import device as default_device
+from .dates import DateData, Vocab, date_data
 from .runtime import evaluating, is_quick, pick
 from .schedules import LinearDecay
 from .train import adam, epochs_for, fit
@@ -248,44 +246,6 @@ def exact_match(pred, tgt) -> torch.Tensor:
     return ((pred == tgt) | after_end).all(1)
 
 
-@dataclass
-class DateData:
-    """Encoded train / valid / test pairs of a corpus, on the device."""
-
-    corpus: DateCorpus
-    src_vocab: Vocab
-    tgt_vocab: Vocab
-    pairs: dict  # name -> dates.Pairs
-    tensors: dict  # name -> (src (N, T), lengths (N,), tgt (N, L))
-
-    def __getitem__(self, name):
-        return self.tensors[name]
-
-
-def date_data(n_train: int, n_test: int = 10_000, seed: int = 0, device=None, max_dates: int = 1,
-              corpus: DateCorpus | None = None) -> DateData:
-    """Sample pairs from dates split by date (test dates never appear in training) and encode them.
-
-    max_dates > 1 gives the longer-input variant: lists of 1..max_dates dates per example.
-    """
-    corpus = corpus or DateCorpus()
-    split = corpus.split(seed=seed)
-    lists = max_dates > 1
-    # ';' and ' ' are there in both variants, so that a model can move from one to the other
-    src_vocab, tgt_vocab = Vocab(corpus.characters() + LIST_SEP.strip()), Vocab(ISO_CHARS + " ")
-    sizes = {"train": n_train, "valid": max(1000, n_test // 5), "test": n_test}
-    pairs, tensors = {}, {}
-    dev = device or default_device()
-    for i, (name, n) in enumerate(sizes.items()):
-        p = (corpus.sample_lists(n, split[name], max_dates, seed=seed * 100 + i) if lists else
-             corpus.sample(n, split[name], seed=seed * 100 + i))
-        src, lengths = src_vocab.encode(p.src)
-        tgt, _ = tgt_vocab.encode(p.tgt, end=True)
-        pairs[name] = p
-        tensors[name] = (src.to(dev), lengths.to(dev), tgt.to(dev))
-    return DateData(corpus, src_vocab, tgt_vocab, pairs, tensors)
-
-
 @torch.no_grad()
 def predict(model: Seq2Seq, src, lengths, beam: int = 1, batch: int = 2000, max_len: int = 11):
     """Greedy (beam=1) or beam-search token predictions (N, L) for many inputs, in batches."""
@@ -429,103 +389,6 @@ def reference_translator(attention: bool = True, plot: bool = True):
             steps=pick(**REFERENCE["steps"]), batch_size=pick(**REFERENCE["batch_size"]), name=name,
             plot=plot)
     return _MODELS[key]
-
-
-@dataclass
-class Translation:
-    """What `translate` found: the ISO date (or None) and why not, with the attention matrix."""
-
-    text: object  # the input as given
-    iso: str | None = None  # a valid ISO date, or None
-    attention: np.ndarray | None = None  # (output tokens incl. </s>, input characters)
-    message: str = ""  # empty when all is well; otherwise what is wrong and what to do
-    source: str = ""  # the normalised input the model read
-    output: str = ""  # what the decoder wrote, valid or not
-    probability: float = 0.0  # the model's probability of that output
-
-    def __iter__(self):  # iso, attention = translate(model, text)
-        return iter((self.iso, self.attention))
-
-    def __str__(self):
-        head = f"{self.text!r:.60} -> {self.iso or 'no date'}"
-        return head + (f"  ({self.message})" if self.message else "")
-
-
-EXAMPLE = "28 novembre 2026"
-
-
-def _language_names(model) -> str:
-    from babel import Locale
-
-    locales = getattr(model, "locales", None) or []
-    names = list(dict.fromkeys(Locale.parse(x).get_language_name("en") for x in locales))
-    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
-
-
-@torch.no_grad()
-def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
-    """Read a date written in any of the model's languages; return a Translation (iso, attention, ...).
-
-    Never raises on a string: empty, too long, unknown characters (emoji, another alphabet), a
-    language the model does not know, or an answer that is not a real date all come back as
-    `message`, with `iso` None when there is no trustworthy date.
-    """
-    import datetime as dt
-
-    if not isinstance(model, Seq2Seq):
-        raise TypeError("translate(model, text) needs a trained gh.seq2seq.Seq2Seq, e.g. "
-                        "model, _ = gh.seq2seq.reference_translator()")
-    if not isinstance(text, str):
-        return Translation(text, message=f"give the date as a string, e.g. {EXAMPLE!r} "
-                                         f"(got {type(text).__name__})")
-    src = normalise(text)
-    if not src:
-        return Translation(text, message=f"type a date, e.g. {EXAMPLE!r}, 'Nov 28, 2026' or '2026年11月28日'")
-    limit = model.max_src_len or 40
-    if len(src) > limit:
-        return Translation(text, source=src[:limit], message=(
-            f"{len(src)} characters is longer than anything the model was trained on "
-            f"(at most {limit}): type one date"))
-    unknown = model.src_vocab.unknown(src)
-    notes = []
-    visible = [c for c in src if not c.isspace()]
-    n_unknown = sum(c in unknown for c in visible)
-    if unknown:
-        shown = " ".join(repr(c) for c in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        notes.append(f"not in the model's alphabet, read as <unk>: {shown}")
-    if n_unknown * 2 >= len(visible):
-        langs = _language_names(model)
-        return Translation(text, source=src, message="; ".join(notes + [
-            f"this does not look like a date in {langs}" if langs else "this does not look like a date"]))
-    dev = next(model.parameters()).device
-    ids, lengths = model.src_vocab.encode([src])
-    ids, lengths = ids.to(dev), lengths.to(dev)
-    was = model.training
-    model.eval()
-    try:
-        if beam > 1:
-            toks, scores, attn = beam_search(model, ids, lengths, k=beam)
-            toks, score = toks[:, 0], scores[:, 0]
-        else:
-            toks, score, attn = greedy(model, ids, lengths)
-    finally:
-        model.train(was)
-    out = model.tgt_vocab.decode(toks[0])
-    n_out = int((toks[0] != Vocab.PAD).sum())
-    att = attn[0, :n_out].float().cpu().numpy() if attn is not None else None
-    prob = math.exp(float(score[0]))
-    iso = None
-    try:
-        if len(out) == 10:
-            iso = dt.date.fromisoformat(out).isoformat()
-    except ValueError:
-        pass
-    if iso is None:
-        notes.append(f"the model wrote {out!r}, which is not a date: is this one date in "
-                     f"{_language_names(model) or 'a language the model knows'}?")
-    elif prob < 0.5:
-        notes.append(f"the model is unsure: probability {prob:.2f} for this answer")
-    return Translation(text, iso, att, "; ".join(notes), src, out, prob)
 
 
 # --- the longer-input variant: lists of dates ----------------------------------------------------

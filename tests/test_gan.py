@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genai_helpers import article, gan, losses, metrics, runtime, schedules, widgets
+from genai_helpers import article, classifier, gan, losses, maths, metrics, runtime, schedules, widgets
 from genai_helpers.data import ring_centres
 
 
@@ -118,7 +118,7 @@ def test_ring_monitor_counts_modes_of_a_perfect_generator():
 
 def test_mnist_monitor_records_and_round_trips(tmp_path):
     G = gan.DCGANGenerator(8, 4)
-    clf = metrics.MnistClassifier()
+    clf = classifier.MnistClassifier()
     ref = metrics.classifier_features(clf, torch.rand(50, 1, 28, 28))
     mon = gan.MnistMonitor(G, clf, ref, every=5, n=40, n_grid=3)
     mon(0)
@@ -152,9 +152,9 @@ def test_article_generator_fails_as_keras_would_and_compile_freezes():
 
 def test_slerp_endpoints_and_norm():
     z0, z1 = torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 3.0]])
-    assert torch.allclose(widgets.slerp(z0, z1, 0.0), z0, atol=1e-5)
-    assert torch.allclose(widgets.slerp(z0, z1, 1.0), z1, atol=1e-5)
-    mid = widgets.slerp(z0.expand(5, 2), z1.expand(5, 2), torch.linspace(0, 1, 5))
+    assert torch.allclose(maths.slerp(z0, z1, 0.0), z0, atol=1e-5)
+    assert torch.allclose(maths.slerp(z0, z1, 1.0), z1, atol=1e-5)
+    mid = maths.slerp(z0.expand(5, 2), z1.expand(5, 2), torch.linspace(0, 1, 5))
     assert torch.allclose(mid.norm(dim=1), torch.full((5,), 3.0), atol=1e-4)
 
 
@@ -188,6 +188,6 @@ def test_single_thread_restores_the_thread_count():
 
 
 def test_class_shares_sum_to_one():
-    clf = metrics.MnistClassifier()
+    clf = classifier.MnistClassifier()
     shares = metrics.class_shares(clf, torch.rand(50, 1, 28, 28))
     assert shares.shape == (10,) and shares.sum().item() == pytest.approx(1.0)

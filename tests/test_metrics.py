@@ -118,7 +118,7 @@ def test_inception_score_extremes():
 
 
 def test_images_must_be_mnist_shaped_and_in_unit_range():
-    clf = metrics.MnistClassifier()
+    clf = classifier.MnistClassifier()
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
         metrics.class_probs(clf, torch.rand(4, 784))
     with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
