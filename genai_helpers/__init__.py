@@ -10,15 +10,16 @@ Every module is also reachable as an attribute, imported on first use: `gh.vae.V
 """
 import importlib
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from .data import DataError, load_mnist  # noqa: E402
-from .results import save_results  # noqa: E402
-from .runtime import __version__, is_offline, is_quick, pick  # noqa: E402
-from .session import device, setup  # noqa: E402
-from .train import History, adam, fit  # noqa: E402
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import DataError, load_mnist
+from .hints import hint
+from .results import save_results
+from .runtime import __version__, is_offline, is_quick, pick
+from .session import device, setup
+from .train import History, adam, fit
 
-__all__ = ["__version__", "CheckpointError", "DataError", "History", "adam", "device", "fit", "is_offline", "is_quick",
-           "load_checkpoint", "load_mnist", "pick", "save_checkpoint", "save_results", "setup"]
+__all__ = ["__version__", "CheckpointError", "DataError", "History", "adam", "device", "fit", "hint", "is_offline",
+           "is_quick", "load_checkpoint", "load_mnist", "pick", "save_checkpoint", "save_results", "setup"]
 
 
 def __getattr__(name: str):

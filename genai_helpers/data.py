@@ -174,6 +174,11 @@ def _read_sample(test_per_class: int = 100, seed: int = 0):
     return x[train], y[train], x[test], y[test]
 
 
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """Bytes 0..255 -> float32 in [0, 1] (chapter 00's warm-up exercise; MNIST uses it)."""
+    return images.float() / 255
+
+
 @dataclass
 class MNIST:
     """MNIST as uint8 image tensors (N, 1, 28, 28) and int64 labels, all on `device`."""
@@ -188,12 +193,12 @@ class MNIST:
     @cached_property
     def train_x(self) -> torch.Tensor:
         """Training images as float32 in [0, 1]."""
-        return self.train_images.float() / 255
+        return to_unit(self.train_images)
 
     @cached_property
     def test_x(self) -> torch.Tensor:
         """Test images as float32 in [0, 1]."""
-        return self.test_images.float() / 255
+        return to_unit(self.test_images)
 
     @property
     def device(self) -> torch.device:

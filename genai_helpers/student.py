@@ -1,8 +1,14 @@
-"""The student version of the course: every solution region replaced by a stub with a hint.
+"""The student version of the course: every solution region replaced by a stub.
 
 Solutions sit in code cells between `### BEGIN SOLUTION` and `### END SOLUTION` (nbgrader's
-markers). The text after BEGIN SOLUTION on the marker line, `hint: ...`, becomes the stub's
-message. Outputs of exercise cells are cleared; everything else (text, figures) is kept.
+markers), inside a `def` or `class` body, so that the cell only defines things and the stub
+raises when the chapter calls it. The marker line is bare: hints are not in the notebook but
+asked for with `gh.hint("2.1")` (see `hints.py`), so that seeing one is a choice.
+
+Each exercise cell also holds one commented line marked `# ⏭ take the reference`: removing its
+leading `# ` replaces the student's piece by the reference, so the rest of the chapter still runs.
+`take_references` does that for every exercise (the tests run such a version top to bottom).
+Outputs of exercise cells are cleared; everything else (text, figures) is kept.
 """
 from __future__ import annotations
 
@@ -12,28 +18,29 @@ from pathlib import Path
 import nbformat
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-_DEF = re.compile(r"^\s*def\s+(\w+)\s*\(")
+SKIP = "# ⏭ take the reference"
+_DEF = re.compile(r"^\s*(?:def|class)\s+(\w+)\s*[(:]")
 _EXERCISE = re.compile(r"Exercise\s+(\d+\.\d+)")
+_SKIP_LINE = re.compile(r"^(\s*)# (.+" + re.escape(SKIP) + r")\s*$")
 
 
 def clear_solutions(source: str, exercise: str | None = None) -> str:
-    """Replace each solution region of a cell's source by `raise NotImplementedError(hint)`."""
-    out, inside, func = [], False, None
+    """Replace each solution region of a cell's source by `raise NotImplementedError(message)`."""
+    out, inside, name = [], False, None
     for line in source.split("\n"):
         m = _DEF.match(line)
         if m and not inside:
-            func = m.group(1)
+            name = m.group(1)
         if BEGIN in line:
             if inside:
                 raise ValueError(f"nested {BEGIN!r} in a cell:\n{source}")
+            if line.strip() != BEGIN:
+                raise ValueError(f"the marker line must be bare {BEGIN!r} (hints go in the checker "
+                                 f"module's HINTS, asked for with gh.hint): {line.strip()!r}")
             inside = True
             indent = line[:len(line) - len(line.lstrip())]
-            hint = line.split(BEGIN, 1)[1].strip().removeprefix("hint:").strip() or "write your code here"
-            who = f"Exercise {exercise}" if exercise else "This exercise"
-            needs = f" Later cells that use {func}() need it." if func else ""
-            message = f"{who} is not done yet. Hint: {hint}.{needs}"
             out.append(f"{indent}# YOUR CODE HERE")
-            out.append(f"{indent}raise NotImplementedError({message!r})")
+            out.append(f"{indent}raise NotImplementedError({stub_message(exercise, name)!r})")
         elif END in line:
             if not inside:
                 raise ValueError(f"{END!r} without {BEGIN!r} in a cell:\n{source}")
@@ -43,6 +50,25 @@ def clear_solutions(source: str, exercise: str | None = None) -> str:
     if inside:
         raise ValueError(f"{BEGIN!r} without {END!r} in a cell:\n{source}")
     return "\n".join(out)
+
+
+def stub_message(exercise: str | None, name: str | None) -> str:
+    """What an unsolved exercise says when the chapter calls it."""
+    who = f"Exercise {exercise}" if exercise else "This exercise"
+    needs = f" Later cells use {name}." if name else ""
+    ask = f'gh.hint("{exercise}")' if exercise else "gh.hint(...)"
+    return (f"{who} is not done yet: write your code in place of this line.{needs} Hint: {ask} gives a "
+            "hint, one level at a time; to go on without it, remove the '# ' in front of the line "
+            "marked ⏭ (it takes the reference).")
+
+
+def take_references(source: str) -> str:
+    """Uncomment every `# ... # ⏭ take the reference` line: the chapter then uses the references."""
+    lines = []
+    for line in source.split("\n"):
+        m = _SKIP_LINE.match(line)
+        lines.append(f"{m.group(1)}{m.group(2)}" if m else line)
+    return "\n".join(lines)
 
 
 def student_notebook(nb):

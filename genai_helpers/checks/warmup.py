@@ -5,6 +5,13 @@ import torch
 
 from .framework import Report, call, compare, _require_callable
 
+HINTS = {
+    "0.1": ("Two things must change: the type (bytes cannot hold 0.5) and the range (the largest byte, "
+            "white, must land exactly on 1.0).",
+            "Tensors have a method that converts them to float32; after that, ordinary division by the "
+            "largest byte value does the rest. Keep the shape."),
+}
+
 
 def check_to_unit(fn) -> None:
     """Exercise 0.1: to_unit(uint8 images) -> float32 images in [0, 1], same shape."""
