@@ -31,7 +31,7 @@ from .seq2seq import REFERENCE, build_seq2seq, date_data, exact_match_rate, leng
 from .train import fit
 from .vae import build_vae, neg_elbo
 
-DCGAN_STEPS = GAN_REFERENCE["gan_dcgan"]["steps"][0]  # the chapter's full training length
+DCGAN_STEPS = GAN_REFERENCE["gan_dcgan"]["steps"]["full"]  # the chapter's full training length
 
 
 class ItemDataset(Dataset):

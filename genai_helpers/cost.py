@@ -30,7 +30,7 @@ from .seq2seq import REFERENCE, build_seq2seq, greedy, reference_data
 from .train import fit
 from .vae import build_vae
 
-GAN_STEPS = {name: cfg["steps"][0] for name, cfg in _GAN.items()}  # the chapters' full lengths (decay)
+GAN_STEPS = {name: cfg["steps"]["full"] for name, cfg in _GAN.items()}  # the chapters' full lengths (decay)
 
 
 def parameters(*modules: nn.Module) -> int:

@@ -272,9 +272,9 @@ class TrainedGAN:
     monitor: MnistMonitor
 
 
-REFERENCE = {  # steps (full, quick), batch size, learning rate, decay; sized for 2 CPU cores
-    "gan_mlp": {"steps": (2400, 300), "batch_size": 64, "lr": 1e-3, "decay": 0.3},
-    "gan_dcgan": {"steps": (3000, 150), "batch_size": 64, "lr": 1e-3, "decay": 0.3},
+REFERENCE = {  # steps (gh.pick's full and quick), batch size, learning rate, decay; sized for 2 CPU cores
+    "gan_mlp": {"steps": {"full": 2400, "quick": 300}, "batch_size": 64, "lr": 1e-3, "decay": 0.3},
+    "gan_dcgan": {"steps": {"full": 3000, "quick": 150}, "batch_size": 64, "lr": 1e-3, "decay": 0.3},
 }
 ARCHITECTURE = {"gan_mlp": "MLP-GAN-1", "gan_dcgan": "DCGAN-1"}  # in each checkpoint's config
 
@@ -314,7 +314,7 @@ def build_dcgan(device, total_steps: int, monitor=None, width: int = 32, fast: b
 def _reference(name: str, build, mnist: MNIST, plot: bool) -> TrainedGAN:
     cfg = REFERENCE[name]
     data, batch_size = scaled(mnist), cfg["batch_size"]
-    steps = pick(full=cfg["steps"][0], quick=cfg["steps"][1])
+    steps = pick(**cfg["steps"])
     epochs = epochs_for(steps, len(data), batch_size)
     state, step = build(mnist.device, epochs * steps_per_epoch(len(data), batch_size))
     classifier = mnist_classifier(mnist)

@@ -182,7 +182,7 @@ def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 
     return model, history
 
 
-REFERENCE_STEPS = {16: (3100, 120), 2: (1550, 120)}  # latent size -> training steps (full, quick)
+REFERENCE_STEPS = {16: {"full": 3100, "quick": 120}, 2: {"full": 1550, "quick": 120}}  # latent size -> steps
 
 
 def reference_vae(mnist: MNIST, latent_dim: int = 16, plot: bool = True, **changes) -> tuple[VAE, History]:
@@ -190,7 +190,6 @@ def reference_vae(mnist: MNIST, latent_dim: int = 16, plot: bool = True, **chang
     `python -m genai_helpers prepare` reuse them: the 16-D model, the 2-D one for the latent map,
     and variants of the 16-D one with some `train_vae` settings changed (e.g. shift=0,
     recon="mse_mean", beta=0.0), each under its own checkpoint name."""
-    full, quick = REFERENCE_STEPS[latent_dim]
     name = f"vae_latent{latent_dim}" + "".join(f"_{k}-{v}" for k, v in sorted(changes.items()))
-    return train_vae(mnist, epochs=epochs_for(pick(full=full, quick=quick), len(mnist.train_x), 128),
+    return train_vae(mnist, epochs=epochs_for(pick(**REFERENCE_STEPS[latent_dim]), len(mnist.train_x), 128),
                      latent_dim=latent_dim, name=name, plot=plot, **changes)
