@@ -27,6 +27,7 @@ from .gan import REFERENCE as _GAN
 from .gan import build_dcgan, build_mlp_gan, scaled
 from .runtime import pick
 from .seq2seq import REFERENCE, build_seq2seq, greedy, reference_data
+from .session import device as default_device
 from .train import fit
 from .vae import build_vae
 
@@ -114,8 +115,6 @@ def throughput(works: dict, steps: int = 20, warmup: int = 3, repeats: int = 3,
 def matmul_rate(n: int = 1024, repeats: int = 5, device=None, dtype=torch.float32) -> float:
     """FLOP/s of an n x n matrix product (float32 unless `dtype`) on the device, best of `repeats`:
     the speed this machine reaches on the easiest possible work, a yardstick for the models."""
-    from .session import device as default_device
-
     dev = torch.device(device) if device is not None else default_device()
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     best = float("inf")

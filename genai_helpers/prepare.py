@@ -11,6 +11,7 @@ import io
 import time
 
 from .checkpoint import checkpoint_folder
+from .data import load_mnist
 
 
 def _model(module: str, function: str, takes_mnist: bool = True, **kw):
@@ -48,7 +49,6 @@ def prepare(names=None, out=print) -> list[dict]:
     unknown = sorted(set(names or ()) - set(MODELS))
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS)}")
-    from .data import load_mnist
 
     mnist = load_mnist()
     report = []

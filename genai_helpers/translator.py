@@ -12,11 +12,15 @@ import datetime as dt
 import functools
 import math
 from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from babel import Locale
+from matplotlib import font_manager as fm
+from matplotlib.ft2font import FT2Font
 
 from .dates import Vocab, normalise
 from .runtime import evaluating
@@ -126,11 +130,6 @@ def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
 def cjk_font() -> str | None:
     """The name of a font with Chinese characters (the one the mplfonts package ships, or one
     installed on the system), or None."""
-    from importlib.util import find_spec
-    from pathlib import Path
-
-    from matplotlib import font_manager as fm
-
     spec = find_spec("mplfonts")
     if spec and spec.origin:  # its font is registered for this process only, nothing is installed
         path = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
@@ -151,9 +150,6 @@ def cjk_font() -> str | None:
 @functools.lru_cache(maxsize=1)
 def _drawable() -> frozenset:
     """Code points that matplotlib's default font (and a CJK font, if any) can draw."""
-    from matplotlib import font_manager as fm
-    from matplotlib.ft2font import FT2Font
-
     points = set()
     for family in ("DejaVu Sans", cjk_font()):
         if family:
