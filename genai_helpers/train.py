@@ -6,6 +6,10 @@ from tensors already on the device, bf16 autocast where it pays (CUDA; convoluti
 AMX CPUs), a progress bar, a live plot, the history, checkpoints (which double as a cache of
 trained models), NaN/inf detection with the last good weights restored, Ctrl-C (stops at a step
 boundary, model and history kept), and out-of-memory errors.
+
+`fit` itself only reads top to bottom; the state of one call lives in a `Run`, whose methods are
+the loop's moves (`train_step`, `verify`, `end_epoch`, ...) and the moments a watcher follows:
+`record` (per-step losses), `evaluate` (each evaluation) and `finish` (the end of the run).
 """
 from __future__ import annotations
 
