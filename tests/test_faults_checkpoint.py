@@ -68,8 +68,6 @@ def test_a_truncated_checkpoint_is_damaged_not_a_traceback(task, tmp_path):
 
 
 def test_fit_sets_a_damaged_cache_aside_and_trains_anew(regression, task, tmp_path, capsys):
-    from test_train import regression
-
     path = tmp_path / "reg.pt"
     path.write_bytes(b"\x00" * 1000)
     model, opt, step = task()

@@ -68,8 +68,12 @@ def test_linear_decay_and_resume():
     assert seen[:6] == [1.0] * 6 and seen[-1] == 0.0 and seen[7] == pytest.approx(0.5)
     resumed = schedules.LinearDecay([opt], total_steps=20, fraction=0.5)  # the optimiser knows 10 steps
     assert resumed() == pytest.approx(0.9)
-    with pytest.raises(ValueError):
-        schedules.LinearDecay([opt], total_steps=10, fraction=0)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError):
+            schedules.LinearDecay([opt], total_steps=10, fraction=bad)
+    lr = opt.param_groups[0]["lr"]
+    counter = schedules.LinearDecay([opt], total_steps=10, fraction=0)  # only counts: rates stay
+    assert counter() == 1.0 and counter.done == 11 and opt.param_groups[0]["lr"] == lr
 
 
 def test_packed_discriminator_stacks_samples_along_dim_1():
