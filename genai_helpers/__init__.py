@@ -6,21 +6,20 @@
     history = gh.fit(step, mnist.train_x, state={...}, epochs=..., batch_size=...)
 
 Every module is also reachable as an attribute, imported on first use: `gh.vae.VAE`,
-`gh.plot.image_grid`, ... (one module per idea; see COURSE_DESIGN.md).
+`gh.plot.image_grid`, ... (one module per idea; CONTRIBUTING.md at the repository root maps them).
 """
 import importlib
 
-__version__ = "0.1.0"
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import DataError, load_mnist
+from .hints import hint
+from .results import save_results
+from .runtime import __version__, is_offline, is_quick, pick
+from .session import device, setup
+from .train import History, adam, fit
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
-from .data import DataError, load_mnist  # noqa: E402
-from .hints import hint  # noqa: E402
-from .results import save_results  # noqa: E402
-from .runtime import device, is_offline, is_quick, pick, setup  # noqa: E402
-from .train import History, adam, fit  # noqa: E402
-
-__all__ = ["CheckpointError", "DataError", "History", "adam", "device", "fit", "hint", "is_offline", "is_quick",
-           "load_checkpoint", "load_mnist", "pick", "save_checkpoint", "save_results", "setup"]
+__all__ = ["__version__", "CheckpointError", "DataError", "History", "adam", "device", "fit", "hint", "is_offline",
+           "is_quick", "load_checkpoint", "load_mnist", "pick", "save_checkpoint", "save_results", "setup"]
 
 
 def __getattr__(name: str):

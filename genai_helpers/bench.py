@@ -20,8 +20,18 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .runtime import is_quick
-from .train import adam, fit
+from .data import load_mnist
+from .gan import REFERENCE as GAN_REFERENCE
+from .gan import build_dcgan, scaled
+from .classifier import mnist_classifier
+from .metrics import classifier_features, evaluate_images
+from .runtime import evaluating, is_quick, pick
+from .session import setup
+from .seq2seq import REFERENCE, build_seq2seq, date_data, exact_match_rate, length_buckets
+from .train import fit
+from .vae import build_vae, neg_elbo
+
+DCGAN_STEPS = GAN_REFERENCE["gan_dcgan"]["steps"]["full"]  # the chapter's full training length
 
 
 class ItemDataset(Dataset):
@@ -67,26 +77,14 @@ def course_loop(step, data, state: dict, batch_size: int, steps: int, shuffle: b
 # --- the three models: one step function each, shared by both loops -----------------------------
 
 def vae_parts(seed: int = 0, latent_dim: int = 16, device="cpu", fast: bool = True):
-    from .vae import VAE, vae_step
-
-    torch.manual_seed(seed)
-    model = VAE(latent_dim).to(device)
-    if fast:
-        model = model.to(memory_format=torch.channels_last)
-    opt = adam(model.parameters()) if fast else torch.optim.Adam(model.parameters())
-    return model, opt, vae_step(model, opt)
+    state, step = build_vae(device, latent_dim, seed=seed, fast=fast)
+    return state["model"], state["opt"], step
 
 
-def dcgan_parts(seed: int = 0, device="cpu", fast: bool = True):
-    from .gan import DCGANDiscriminator, DCGANGenerator, make_step
-
-    torch.manual_seed(seed)
-    G, D = DCGANGenerator(32, 32).to(device), DCGANDiscriminator(32).to(device)
-    if fast:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    make = adam if fast else torch.optim.Adam
-    opt_g, opt_d = (make(m.parameters(), lr=2e-4, betas=(0.5, 0.999)) for m in (G, D))
-    return (G, D, opt_g, opt_d), make_step(G, D, opt_g, opt_d)
+def dcgan_parts(seed: int = 0, device="cpu", fast: bool = True, total_steps: int = DCGAN_STEPS):
+    """The chapter's DCGAN recipe (lr 1e-3, its learning-rate decay over `total_steps`)."""
+    state, step = build_dcgan(device, total_steps, fast=fast)
+    return (state["G"], state["D"], state["opt_g"], state["opt_d"]), step
 
 
 def textbook_decoder(model, src, lengths, tgt_in):
@@ -103,13 +101,10 @@ def textbook_decoder(model, src, lengths, tgt_in):
     return torch.stack(logits, 1)
 
 
-def seq2seq_parts(data, seed: int = 0, fast: bool = True, lr: float = 3e-3):
-    from .seq2seq import REFERENCE, Seq2Seq, seq2seq_step
-
-    torch.manual_seed(seed)
-    model = Seq2Seq(data.src_vocab, data.tgt_vocab, attention=True, **REFERENCE["size"]).to(data["train"][0].device)
-    opt = adam(model.parameters(), lr=lr) if fast else torch.optim.Adam(model.parameters(), lr=lr)
-    return model, opt, seq2seq_step(model, opt, trim=fast, decoder=None if fast else textbook_decoder)
+def seq2seq_parts(data, seed: int = 0, fast: bool = True):
+    state, step = build_seq2seq(data, size=REFERENCE["size"], seed=seed, fast=fast,
+                                decoder=None if fast else textbook_decoder)
+    return state["model"], state["opt"], step
 
 
 # --- the benchmark -----------------------------------------------------------------------------
@@ -186,17 +181,13 @@ def race(pair: Pair, every: int, max_steps: int) -> dict:
 
 
 def vae_pair(mnist, batch_size: int = 128) -> Pair:
-    from .vae import neg_elbo
-
     tb_model, _, tb_step = vae_parts(device=mnist.device, fast=False)
     co_model, co_opt, co_step = vae_parts(device=mnist.device, fast=True)
     models = {"textbook": tb_model, "course": co_model}
 
     def quality(which):
-        models[which].eval()
-        with torch.no_grad():
+        with evaluating(models[which]), torch.no_grad():
             v = neg_elbo(models[which], mnist.test_x).mean().item()
-        models[which].train()
         return {"test_neg_elbo": round(v, 2)}
 
     return Pair("VAE (ch. 02)", batch_size, tb_step, ItemDataset(mnist.train_images), co_step,
@@ -212,9 +203,6 @@ class _Scaled(ItemDataset):
 
 
 def dcgan_pair(mnist, batch_size: int = 64) -> Pair:
-    from .gan import scaled
-    from .metrics import classifier_features, evaluate_images, mnist_classifier
-
     (tg, *_), tb_step = dcgan_parts(device=mnist.device, fast=False)
     (cg, cd, cog, cod), co_step = dcgan_parts(device=mnist.device, fast=True)
     classifier = mnist_classifier(mnist)
@@ -232,8 +220,6 @@ def dcgan_pair(mnist, batch_size: int = 64) -> Pair:
 
 
 def seq2seq_pair(batch_size: int = 128, n_train: int = 40_000) -> Pair:
-    from .seq2seq import accuracy, date_data, length_buckets
-
     data = date_data(n_train, n_test=2000)
     tb_model, _, tb_step = seq2seq_parts(data, fast=False)
     co_model, co_opt, co_step = seq2seq_parts(data, fast=True)
@@ -243,7 +229,7 @@ def seq2seq_pair(batch_size: int = 128, n_train: int = 40_000) -> Pair:
     models = {"textbook": tb_model, "course": co_model}
 
     def quality(which):
-        return {"valid_exact_match": round(accuracy(models[which], valid), 4)}
+        return {"valid_exact_match": round(exact_match_rate(models[which], valid), 4)}
 
     return Pair("Seq2Seq with attention (ch. 04)", batch_size, tb_step, ItemDataset(src, lengths, tgt), co_step,
                 bucketed, {"model": co_model, "opt": co_opt}, quality,
@@ -254,9 +240,6 @@ def epoch_seconds(mnist) -> list[dict]:
     """Seconds of the course loop for one epoch of 60,000 images (the training digits tiled when
     only the offline sample is here) for the VAE and the DCGAN, and of 100,000 date pairs for the
     Seq2Seq, each after a short warm-up, at the chapters' batch sizes."""
-    from .gan import scaled
-    from .seq2seq import date_data, length_buckets
-
     def timed(step, data: tuple, state, batch_size, shuffle=True):
         course_loop(step, tuple(t[:5 * batch_size] for t in data), state, batch_size, 5)  # warm-up
         sync = torch.cuda.synchronize if data[0].device.type == "cuda" else (lambda: None)
@@ -288,11 +271,8 @@ RACE = {"vae": (100, 3000), "dcgan": (250, 4000), "seq2seq": (50, 1000)}  # chec
 
 def run(steps: int | None = None, models=("vae", "dcgan", "seq2seq"), races: bool = False, out=print) -> dict:
     """The whole benchmark; prints one line per measurement and returns the numbers."""
-    from .data import load_mnist
-    from .runtime import env, pick
-
     steps = steps or pick(full=60, quick=8)
-    out(f"{env()} | {time.strftime('%Y-%m-%d')}")
+    out(f"{setup(quiet=True)} | {time.strftime('%Y-%m-%d')}")
     mnist = load_mnist()
     pairs = {"vae": lambda: vae_pair(mnist), "dcgan": lambda: dcgan_pair(mnist), "seq2seq": seq2seq_pair}
     numbers = {"throughput": [], "time_to_quality": []}

@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .runtime import data_dir, is_quick
+
 FORMAT = "genai_helpers-checkpoint-1"
 
 
@@ -122,3 +124,17 @@ def restore_rng(payload: dict) -> None:
         torch.set_rng_state(rng["torch"])
     if rng.get("cuda") and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def checkpoint_path(name) -> Path:
+    """A bare name (dots allowed, e.g. vae_beta-0.0) means data/checkpoints/<name>[-quick].pt
+    ($GENAI_CHECKPOINTS moves the folder); a name ending in .pt or with a folder is a path."""
+    p = Path(name)
+    if p.suffix == ".pt" or p.parent != Path("."):
+        return p
+    return checkpoint_folder() / f"{name}{'-quick' if is_quick() else ''}.pt"
+
+
+def checkpoint_folder() -> Path:
+    """Where named checkpoints live: data/checkpoints, or $GENAI_CHECKPOINTS."""
+    return Path(os.environ.get("GENAI_CHECKPOINTS") or data_dir() / "checkpoints")

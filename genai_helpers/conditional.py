@@ -13,8 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import MNIST
+from .metrics import class_probs
+from .runtime import pick
 from .train import History, adam, epochs_for, fit
-from .vae import objective, reparameterize, vae_step
+from .vae import conv_decoder, conv_features, latent_head, neg_elbo, reparameterize, vae_step
 
 CLASSES = 10
 
@@ -43,17 +45,9 @@ class ConditionalVAE(nn.Module):
     def __init__(self, latent_dim: int = 16, width: int = 32, hidden: int = 256, classes: int = CLASSES):
         super().__init__()
         self.latent_dim, self.classes = latent_dim, classes
-        c = width
-        self.features = nn.Sequential(
-            nn.Conv2d(1, c, 4, 2, 1), nn.ReLU(),  # 28 -> 14
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(), nn.Flatten())  # 14 -> 7
-        self.to_latent = nn.Sequential(nn.Linear(2 * c * 49 + classes, hidden), nn.ReLU(),
-                                       nn.Linear(hidden, 2 * latent_dim))
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim + classes, hidden), nn.ReLU(),
-            nn.Linear(hidden, 2 * c * 49), nn.ReLU(), nn.Unflatten(1, (2 * c, 7, 7)),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # 7 -> 14
-            nn.ConvTranspose2d(c, 1, 4, 2, 1))  # 14 -> 28, logits
+        self.features = nn.Sequential(*conv_features(width))
+        self.to_latent = nn.Sequential(*latent_head(2 * width * 49 + classes, hidden, latent_dim))
+        self.decoder = nn.Sequential(*conv_decoder(latent_dim + classes, hidden, width))
 
     def _labels(self, y, n: int) -> torch.Tensor:
         dev = next(self.parameters()).device
@@ -93,10 +87,14 @@ class ConditionalVAE(nn.Module):
         return torch.sigmoid(self.decode(mu, new_y))
 
 
-@torch.no_grad()
-def neg_elbo(model: ConditionalVAE, x, y, batch: int = 1000) -> torch.Tensor:
-    """-ELBO per image in nats (one sample of z each)."""
-    return torch.cat([objective(model, xb, y=yb)[0] for xb, yb in zip(x.split(batch), y.split(batch))])
+def build_cvae(device, latent_dim: int = 16, shift: int = 1, lr: float = 1e-3, seed: int = 0,
+               fast: bool = True) -> tuple[dict, object]:
+    """Chapter 05's conditional VAE as the chapter trains it: (state for `gh.fit`, step); the step
+    takes (images, labels) batches. fast=False: plain `torch.optim.Adam`."""
+    torch.manual_seed(seed)
+    model = ConditionalVAE(latent_dim).to(device)
+    opt = adam(model.parameters(), lr=lr) if fast else torch.optim.Adam(model.parameters(), lr=lr)
+    return {"model": model, "opt": opt}, vae_step(model, opt, shift=shift)
 
 
 def train_cvae(mnist: MNIST, *, steps: int, latent_dim: int = 16, shift: int = 1, lr: float = 1e-3,
@@ -104,17 +102,15 @@ def train_cvae(mnist: MNIST, *, steps: int, latent_dim: int = 16, shift: int = 1
                plot: bool = True) -> tuple[ConditionalVAE, History]:
     """Train a conditional VAE on MNIST images and labels with the course loop (about `steps`
     steps); with `name` it is cached in data/checkpoints. Evaluates the test -ELBO each epoch."""
-    torch.manual_seed(seed)
-    model = ConditionalVAE(latent_dim).to(mnist.device)
-    opt = adam(model.parameters(), lr=lr)
-    step = vae_step(model, opt, shift=shift)
+    state, step = build_cvae(mnist.device, latent_dim, shift, lr, seed)
+    model = state["model"]
 
     def evaluate():
-        return {"test_neg_elbo": neg_elbo(model, mnist.test_x, mnist.test_labels).mean()}
+        return {"test_neg_elbo": neg_elbo(model, mnist.test_x, mnist.test_labels, batch=1000).mean()}
 
     epochs = epochs_for(steps, len(mnist.train_x), batch_size)
     config = {"latent_dim": latent_dim, "shift": shift, "lr": lr, "data": mnist.source, "model": "CVAE-conv-1"}
-    history = fit(step, (mnist.train_x, mnist.train_labels), state={"model": model, "opt": opt},
+    history = fit(step, (mnist.train_x, mnist.train_labels), state=state,
                   epochs=epochs, batch_size=batch_size, eval_fn=evaluate, checkpoint=name, config=config,
                   seed=seed, desc=name or "conditional VAE", plot=plot)
     return model.eval(), history
@@ -125,8 +121,6 @@ REFERENCE_STEPS = {"full": 3100, "quick": 250}  # full: the same budget as chapt
 
 def reference_cvae(mnist: MNIST, plot: bool = True) -> tuple[ConditionalVAE, History]:
     """Chapter 05's conditional VAE (16-D code + label); cached as data/checkpoints/cvae_latent16."""
-    from .runtime import pick
-
     return train_cvae(mnist, steps=pick(**REFERENCE_STEPS), name="cvae_latent16", plot=plot)
 
 
@@ -151,7 +145,6 @@ def conditional_accuracy(classifier, images, requested) -> dict:
     Returns {"accuracy": share read as the requested digit, "per_class": (10,) tensor,
     "confusion": (10, 10) counts, rows = requested, columns = read as}.
     """
-    from .metrics import class_probs
 
     requested = torch.as_tensor(requested).cpu()
     if len(requested) != len(images):

@@ -18,11 +18,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .train import adam, fit
+from .classifier import CLASSIFIER_STEPS, build_classifier
+from .conditional import CLASSES, build_cvae
+from .gan import REFERENCE as _GAN
+from .gan import build_dcgan, build_mlp_gan, scaled
+from .runtime import pick
+from .seq2seq import REFERENCE, build_seq2seq, greedy, reference_data
+from .session import device as default_device
+from .train import fit
+from .vae import build_vae
+
+GAN_STEPS = {name: cfg["steps"]["full"] for name, cfg in _GAN.items()}  # the chapters' full lengths (decay)
 
 
 def parameters(*modules: nn.Module) -> int:
@@ -106,8 +115,6 @@ def throughput(works: dict, steps: int = 20, warmup: int = 3, repeats: int = 3,
 def matmul_rate(n: int = 1024, repeats: int = 5, device=None, dtype=torch.float32) -> float:
     """FLOP/s of an n x n matrix product (float32 unless `dtype`) on the device, best of `repeats`:
     the speed this machine reaches on the easiest possible work, a yardstick for the models."""
-    from .runtime import device as default_device
-
     dev = torch.device(device) if device is not None else default_device()
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     best = float("inf")
@@ -123,92 +130,59 @@ def matmul_rate(n: int = 1024, repeats: int = 5, device=None, dtype=torch.float3
 # --- the course's models as workloads ----------------------------------------------------------
 
 def vae_workload(mnist, latent_dim: int = 16, batch_size: int = 128, name: str = "VAE (ch. 02)") -> Workload:
-    """Chapter 02's VAE as `gh.vae.train_vae` builds it, and its training step (negative ELBO,
+    """Chapter 02's VAE as `gh.vae.build_vae` builds it, and its training step (negative ELBO,
     1-pixel shifts)."""
-    from .vae import VAE, vae_step
-
-    model = VAE(latent_dim).to(mnist.device).to(memory_format=torch.channels_last)
-    opt = adam(model.parameters(), lr=1e-3)
-    return Workload(name, {"model": model, "opt": opt}, vae_step(model, opt), mnist.train_x, batch_size,
-                    model.sample)
+    state, step = build_vae(mnist.device, latent_dim)
+    return Workload(name, state, step, mnist.train_x, batch_size, state["model"].sample)
 
 
-def gan_workload(G, D, data, batch_size: int = 64, name: str = "GAN") -> Workload:
-    """A GAN's training step (`gh.gan.make_step`: one D and one G update per batch of real data)."""
-    from .gan import make_step
-
-    opt_g = adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    return Workload(name, {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d},
-                    make_step(G, D, opt_g, opt_d), data, batch_size, G.sample)
+def gan_workload(state: dict, step, data, batch_size: int = 64, name: str = "GAN") -> Workload:
+    """A GAN's state and training step (`gh.gan.make_step`: one D and one G update per batch)."""
+    return Workload(name, state, step, data, batch_size, state["G"].sample)
 
 
 def dcgan_workload(mnist, width: int = 32, batch_size: int = 64, name: str | None = None) -> Workload:
-    """Chapter 03's DCGAN at any width (32 is the chapter's): the model of the scaling curve."""
-    from .gan import DCGANDiscriminator, DCGANGenerator, scaled
-
-    if not isinstance(width, int) or width < 2 or width % 2:
-        raise ValueError(f"width must be an even number of channels >= 2, got {width!r}")
-    G, D = DCGANGenerator(32, width).to(mnist.device), DCGANDiscriminator(width).to(mnist.device)
-    return gan_workload(G, D, scaled(mnist), batch_size, name or f"DCGAN width {width}")
+    """Chapter 03's DCGAN at any width (32 is the chapter's), with the chapter's recipe: the model
+    of the scaling curve."""
+    state, step = build_dcgan(mnist.device, GAN_STEPS["gan_dcgan"], width=width)
+    return gan_workload(state, step, scaled(mnist), batch_size, name or f"DCGAN width {width}")
 
 
 def classifier_workload(mnist, batch_size: int = 128) -> Workload:
-    """Chapter 03's MNIST classifier (cross-entropy step); 'generating' is classifying."""
-    from .metrics import MnistClassifier
-
-    model = MnistClassifier().to(mnist.device)
-    opt = adam(model.parameters(), lr=2e-3)
-
-    def step(batch):
-        x, y = batch
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss}
+    """Chapter 03's MNIST classifier (its cross-entropy step with shifts); 'generating' is classifying."""
+    state, step = build_classifier(mnist.device, pick(**CLASSIFIER_STEPS))
+    model = state["model"]
 
     def classify(n):
         return model(mnist.test_x[torch.arange(n, device=mnist.device) % len(mnist.test_x)])
 
-    return Workload("MNIST classifier (ch. 03)", {"model": model, "opt": opt}, step,
-                    (mnist.train_x, mnist.train_labels), batch_size, classify)
+    return Workload("MNIST classifier (ch. 03)", state, step, (mnist.train_x, mnist.train_labels), batch_size,
+                    classify)
 
 
 def seq2seq_workload(data, attention: bool = True, batch_size: int = 128) -> Workload:
     """Chapter 04's date translator (teacher-forced cross-entropy step); generating is greedy
     decoding of test inputs."""
-    from .seq2seq import REFERENCE, Seq2Seq, greedy, seq2seq_step
-
-    src = data["train"][0]
-    model = Seq2Seq(data.src_vocab, data.tgt_vocab, attention=attention, **REFERENCE["size"]).to(src.device)
-    opt = adam(model.parameters(), lr=3e-3)
-
-    step = seq2seq_step(model, opt)
+    state, step = build_seq2seq(data, attention, REFERENCE["size"])
+    model = state["model"]
 
     def translate(n):
         s, lengths, _ = (t[:n] for t in data["test"])
         return greedy(model, s[:, :int(lengths.max())], lengths)
 
     name = "Seq2Seq + attention (ch. 04)" if attention else "Seq2Seq bottleneck (ch. 04)"
-    return Workload(name, {"model": model, "opt": opt}, step, data["train"], batch_size, translate)
+    return Workload(name, state, step, data["train"], batch_size, translate)
 
 
 def course_workloads(mnist, dates=None) -> dict:
     """Every model of the course, fresh (untrained), with the chapters' sizes and batch sizes.
 
     dates: chapter 04's DateData (default: `gh.seq2seq.reference_data()`). Chapter 05's
-    conditional VAE is included when `genai_helpers.conditional` is there.
+    conditional VAE is included.
     """
-    from .gan import MLPDiscriminator, MLPGenerator, scaled
-    from .seq2seq import reference_data
-
-    torch.manual_seed(0)
     dates = dates or reference_data()
-    dev = mnist.device
     works = [vae_workload(mnist),
-             gan_workload(MLPGenerator(64, (256, 512), 784, image=True).to(dev),
-                          MLPDiscriminator(784, (512, 256)).to(dev), scaled(mnist), 64, "MLP GAN (ch. 03)"),
+             gan_workload(*build_mlp_gan(mnist.device, GAN_STEPS["gan_mlp"]), scaled(mnist), 64, "MLP GAN (ch. 03)"),
              dcgan_workload(mnist, 32, name="DCGAN (ch. 03)"),
              classifier_workload(mnist),
              seq2seq_workload(dates, attention=True),
@@ -220,15 +194,9 @@ def course_workloads(mnist, dates=None) -> dict:
 def _conditional_workload(mnist, batch_size: int = 128) -> Workload:
     """Chapter 05's class-conditional VAE (its step: 1-pixel shifts); generating is drawing
     given digits."""
-    from . import conditional
-    from .vae import vae_step
-
-    model = conditional.ConditionalVAE().to(mnist.device)
-    opt = adam(model.parameters(), lr=1e-3)
-    step = vae_step(model, opt)
+    state, step = build_cvae(mnist.device)
 
     def draw(n):
-        return model.sample(torch.arange(n, device=mnist.device) % conditional.CLASSES)
+        return state["model"].sample(torch.arange(n, device=mnist.device) % CLASSES)
 
-    return Workload("Conditional VAE (ch. 05)", {"model": model, "opt": opt}, step,
-                    (mnist.train_x, mnist.train_labels), batch_size, draw)
+    return Workload("Conditional VAE (ch. 05)", state, step, (mnist.train_x, mnist.train_labels), batch_size, draw)

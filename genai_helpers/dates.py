@@ -25,6 +25,8 @@ import torch
 from babel import Locale
 from babel import dates as babel_dates
 
+from .session import device as default_device
+
 LOCALES = ("en_US", "fr_FR", "de_DE", "es_ES", "it_IT", "pt_BR", "zh_CN")
 STYLES = ("short", "medium", "long", "full")  # the locale's four standard date formats
 SKELETONS = ("yMd", "yMMMd", "yMMMEd", "yMEd")  # and four more, each in the locale's own order
@@ -282,3 +284,42 @@ class Vocab:
         return [self.itos[i] if 0 <= i < len(self.itos) else "?" for i in
                 (ids.tolist() if torch.is_tensor(ids) else ids)]
 
+
+# --- encoded data sets: the corpus's pairs as tensors on the device ----------------------------
+
+@dataclass
+class DateData:
+    """Encoded train / valid / test pairs of a corpus, on the device."""
+
+    corpus: DateCorpus
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    pairs: dict  # name -> dates.Pairs
+    tensors: dict  # name -> (src (N, T), lengths (N,), tgt (N, L))
+
+    def __getitem__(self, name):
+        return self.tensors[name]
+
+
+def date_data(n_train: int, n_test: int = 10_000, seed: int = 0, device=None, max_dates: int = 1,
+              corpus: DateCorpus | None = None) -> DateData:
+    """Sample pairs from dates split by date (test dates never appear in training) and encode them.
+
+    max_dates > 1 gives the longer-input variant: lists of 1..max_dates dates per example.
+    """
+    corpus = corpus or DateCorpus()
+    split = corpus.split(seed=seed)
+    lists = max_dates > 1
+    # ';' and ' ' are there in both variants, so that a model can move from one to the other
+    src_vocab, tgt_vocab = Vocab(corpus.characters() + LIST_SEP.strip()), Vocab(ISO_CHARS + " ")
+    sizes = {"train": n_train, "valid": max(1000, n_test // 5), "test": n_test}
+    pairs, tensors = {}, {}
+    dev = device or default_device()
+    for i, (name, n) in enumerate(sizes.items()):
+        p = (corpus.sample_lists(n, split[name], max_dates, seed=seed * 100 + i) if lists else
+             corpus.sample(n, split[name], seed=seed * 100 + i))
+        src, lengths = src_vocab.encode(p.src)
+        tgt, _ = tgt_vocab.encode(p.tgt, end=True)
+        pairs[name] = p
+        tensors[name] = (src.to(dev), lengths.to(dev), tgt.to(dev))
+    return DateData(corpus, src_vocab, tgt_vocab, pairs, tensors)

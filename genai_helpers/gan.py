@@ -6,16 +6,19 @@ in [0, 1] like the VAE's. Discriminators return logits f(x), with D(x) = sigmoid
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from .checkpoint import checkpoint_path
+from .classifier import mnist_classifier
 from .data import MNIST
 from .losses import discriminator_loss, generator_loss_nonsaturating, generator_loss_saturating
-from .runtime import expect_input, pick
+from .metrics import classifier_features, evaluate_images, mode_coverage
+from .runtime import evaluating, expect_input, pick
 from .schedules import LinearDecay
 from .train import History, adam, epochs_for, fit, steps_per_epoch
 
@@ -44,10 +47,8 @@ class Generator(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n samples in eval mode; images are returned in [0, 1]."""
-        was = self.training
-        self.eval()
-        x = self(self.noise(n, generator))
-        self.train(was)
+        with evaluating(self):
+            x = self(self.noise(n, generator))
         return (x + 1) / 2 if x.dim() == 4 else x
 
 
@@ -163,9 +164,7 @@ def generator_step(D, opt_g, fake, loss: str = "nonsaturating") -> dict:
     return {"loss_G": g_loss.detach(), "D(G(z))": torch.sigmoid(fake_logits.detach()).mean()}
 
 
-def _steps_taken(opt) -> int:
-    """Optimisation steps an Adam optimiser has taken (0 when fresh); survives checkpoints."""
-    return int(next(iter(opt.state.values()), {}).get("step", 0))
+BETAS = (0.5, 0.999)  # Adam's beta1 = 0.5 for both players (Radford et al. 2016)
 
 
 def make_step(G, D, opt_g, opt_d, loss: str = "nonsaturating", total_steps: int = 0,
@@ -174,30 +173,28 @@ def make_step(G, D, opt_g, opt_d, loss: str = "nonsaturating", total_steps: int 
 
     The fake batch is generated once and used twice: detached for D, with its graph for G.
     decay: over the last `decay` fraction of `total_steps`, both learning rates fall linearly
-    to zero, which damps the oscillations of the two-player game at the end of training.
-    monitor: called as monitor(step) every monitor.every steps (e.g. an `MnistMonitor`).
+    to zero (`schedules.LinearDecay`), which damps the oscillations of the two-player game at
+    the end of training.
+    monitor: called as monitor(step) every monitor.every steps (e.g. an `MnistMonitor`); it is
+    kept as `step.monitor`, which may also be set after the step is made.
     """
     if loss not in G_LOSSES:
         raise ValueError(f"loss must be one of {sorted(G_LOSSES)}, not {loss!r}")
-    schedule = LinearDecay((opt_g, opt_d), total_steps, decay) if decay else None
-    done = []  # steps taken, read once from the optimiser so that a resumed run counts on
+    schedule = LinearDecay((opt_g, opt_d), max(1, total_steps), decay)
 
     def step(real):
-        if not done:
-            done.append(_steps_taken(opt_g))
-        done[0] += 1
-        if schedule is not None:
-            schedule()
+        schedule()  # counts the steps (on from the optimiser's count when resumed), sets the rates
         fake = G(G.noise(len(real)))
         out = {**discriminator_step(D, opt_d, real, fake), **generator_step(D, opt_g, fake, loss)}
-        if monitor is not None and done[0] % monitor.every == 0:
-            monitor(done[0])
+        if step.monitor is not None and schedule.done % step.monitor.every == 0:
+            step.monitor(schedule.done)
         return out
 
+    step.monitor = monitor
     return step
 
 
-def train_gan(G, D, data, *, steps: int, batch_size: int = 64, lr: float = 2e-4, betas=(0.5, 0.999),
+def train_gan(G, D, data, *, steps: int, batch_size: int = 64, lr: float = 2e-4, betas=BETAS,
               loss: str = "nonsaturating", decay: float = 0.0, monitor=None, eval_fn=None,
               name: str | None = None, config: dict | None = None, seed: int = 0, plot: bool = True,
               desc: str = "GAN") -> History:
@@ -239,14 +236,10 @@ class MnistMonitor:
 
     @torch.no_grad()
     def __call__(self, step: int) -> dict:
-        from .metrics import evaluate_images
-
         r = evaluate_images(self.classifier, self.G.sample(self.n, torch.Generator().manual_seed(self.seed)).float(),
                             self.reference)
-        was = self.G.training
-        self.G.eval()
-        grid = ((self.G(self.z).float() + 1) / 2).clamp(0, 1).cpu()
-        self.G.train(was)
+        with evaluating(self.G):
+            grid = ((self.G(self.z).float() + 1) / 2).clamp(0, 1).cpu()
         rec = {"step": step, "fid": r["fid"], "inception_score": r["inception_score"],
                "min_class_share": r["min_class_share"]}
         self.records = [x for x in self.records if x["step"] < step] + [rec]
@@ -262,8 +255,6 @@ class MnistMonitor:
 
     def load(self, path) -> bool:
         """Read records saved beside a checkpoint; False if there are none."""
-        from pathlib import Path
-
         if not Path(path).exists():
             return False
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -281,63 +272,77 @@ class TrainedGAN:
     monitor: MnistMonitor
 
 
-REFERENCE = {  # steps (full, quick), batch size, learning rate, decay; sized for 2 CPU cores
-    "gan_mlp": {"steps": (2400, 300), "batch_size": 64, "lr": 1e-3, "decay": 0.3},
-    "gan_dcgan": {"steps": (3000, 150), "batch_size": 64, "lr": 1e-3, "decay": 0.3},
+REFERENCE = {  # steps (gh.pick's full and quick), batch size, learning rate, decay; sized for 2 CPU cores
+    "gan_mlp": {"steps": {"full": 2400, "quick": 300}, "batch_size": 64, "lr": 1e-3, "decay": 0.3},
+    "gan_dcgan": {"steps": {"full": 3000, "quick": 150}, "batch_size": 64, "lr": 1e-3, "decay": 0.3},
 }
+ARCHITECTURE = {"gan_mlp": "MLP-GAN-1", "gan_dcgan": "DCGAN-1"}  # in each checkpoint's config
 
 
-def _reference(name: str, G, D, mnist: MNIST, plot: bool, model: str) -> TrainedGAN:
-    from .metrics import classifier_features, mnist_classifier
-    from .train import checkpoint_path
-
+def _build(name: str, G, D, total_steps: int, monitor, fast: bool):
     cfg = REFERENCE[name]
-    steps = pick(full=cfg["steps"][0], quick=cfg["steps"][1])
+    make = adam if fast else torch.optim.Adam
+    opt_g, opt_d = (make(m.parameters(), lr=cfg["lr"], betas=BETAS) for m in (G, D))
+    step = make_step(G, D, opt_g, opt_d, "nonsaturating", total_steps, cfg["decay"], monitor)
+    return {"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, step
+
+
+def build_mlp_gan(device, total_steps: int, monitor=None, fast: bool = True) -> tuple[dict, object]:
+    """Chapter 03's MLP GAN on MNIST as the chapter trains it: (state for `gh.fit`, step).
+
+    total_steps: the training length, over whose last 30% the learning rates decay.
+    fast=False: plain `torch.optim.Adam` (the textbook setup `bench` compares against)."""
+    torch.manual_seed(0)
+    G = MLPGenerator(64, (256, 512), 784, image=True).to(device)
+    D = MLPDiscriminator(784, (512, 256)).to(device)
+    return _build("gan_mlp", G, D, total_steps, monitor, fast)
+
+
+def build_dcgan(device, total_steps: int, monitor=None, width: int = 32, fast: bool = True) -> tuple[dict, object]:
+    """Chapter 03's DCGAN as the chapter trains it (lr 1e-3, beta1 0.5, the last 30% of
+    `total_steps` decayed): (state for `gh.fit`, step). width: channels (32 is the chapter's;
+    `gh.cost` scales it). fast=False: plain Adam and contiguous memory (the textbook setup)."""
+    if not isinstance(width, int) or width < 2 or width % 2:
+        raise ValueError(f"width must be an even number of channels >= 2, got {width!r}")
+    torch.manual_seed(0)
+    G, D = DCGANGenerator(32, width).to(device), DCGANDiscriminator(width).to(device)
+    if fast:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    return _build("gan_dcgan", G, D, total_steps, monitor, fast)
+
+
+def _reference(name: str, build, mnist: MNIST, plot: bool) -> TrainedGAN:
+    cfg = REFERENCE[name]
+    data, batch_size = scaled(mnist), cfg["batch_size"]
+    steps = pick(**cfg["steps"])
+    epochs = epochs_for(steps, len(data), batch_size)
+    state, step = build(mnist.device, epochs * steps_per_epoch(len(data), batch_size))
     classifier = mnist_classifier(mnist)
     reference = classifier_features(classifier, mnist.train_x[:10_000])
-    monitor = MnistMonitor(G, classifier, reference, every=max(1, steps // 12))
+    monitor = step.monitor = MnistMonitor(state["G"], classifier, reference, every=max(1, steps // 12))
     side = checkpoint_path(name).with_suffix(".monitor.pt")
     if not checkpoint_path(name).exists() or not monitor.load(side):
         monitor(0)
     recorded = len(monitor.records), monitor.records[-1]["step"]
-    hist = train_gan(G, D, scaled(mnist), steps=steps, batch_size=cfg["batch_size"], lr=cfg["lr"],
-                     decay=cfg["decay"], monitor=monitor, name=name,
-                     config={"model": model, "data": mnist.source}, plot=plot)
+    config = dict(lr=cfg["lr"], betas=list(BETAS), loss="nonsaturating", decay=cfg["decay"], model=ARCHITECTURE[name],
+                  data=mnist.source)  # as train_gan writes it: the cached models still load
+    hist = fit(step, data, state=state, epochs=epochs, batch_size=batch_size, checkpoint=name, config=config,
+               desc=name, plot=plot)
     if monitor.records[-1]["step"] != hist.step:
         monitor(hist.step)  # the end of training
     if (len(monitor.records), monitor.records[-1]["step"]) != recorded:  # a cache hit leaves the file alone
         monitor.save(side)
-    return TrainedGAN(G, D, hist, monitor)
+    return TrainedGAN(state["G"], state["D"], hist, monitor)
 
 
 def reference_mlp_gan(mnist: MNIST, plot: bool = True) -> TrainedGAN:
     """Chapter 03's fixed MLP GAN on MNIST (cached in data/checkpoints; trains if absent)."""
-    torch.manual_seed(0)
-    G = MLPGenerator(64, (256, 512), 784, image=True).to(mnist.device)
-    D = MLPDiscriminator(784, (512, 256)).to(mnist.device)
-    return _reference("gan_mlp", G, D, mnist, plot, "MLP-GAN-1")
+    return _reference("gan_mlp", build_mlp_gan, mnist, plot)
 
 
 def reference_dcgan(mnist: MNIST, plot: bool = True) -> TrainedGAN:
     """Chapter 03's DCGAN on MNIST (cached in data/checkpoints; trains if absent)."""
-    torch.manual_seed(0)
-    G = DCGANGenerator(32, 32).to(mnist.device).to(memory_format=torch.channels_last)
-    D = DCGANDiscriminator(32).to(mnist.device).to(memory_format=torch.channels_last)
-    return _reference("gan_dcgan", G, D, mnist, plot, "DCGAN-1")
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run a block on one CPU thread. The ring's tiny MLPs are as fast on one thread as on two
-    (there is too little work per operation to share), much faster when another program keeps
-    the second core busy, and their results no longer depend on the machine's number of cores:
-    a GAN's training is chaotic, and a different summation order ends in a different run."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return _reference("gan_dcgan", build_dcgan, mnist, plot)
 
 
 class RingMonitor:
@@ -347,10 +352,7 @@ class RingMonitor:
 
     def __init__(self, G, D, centres: torch.Tensor, std: float = 0.02, n: int = 2500, lim: float = 3.0,
                  grid: int = 61, seed: int = 1):
-        from .metrics import mode_coverage
-
         self.G, self.D, self.centres, self.std, self.lim = G, D, centres, std, lim
-        self._coverage = mode_coverage
         self.z = G.noise(n, torch.Generator().manual_seed(seed))
         xs = torch.linspace(-lim, lim, grid)
         self.grid = torch.stack(torch.meshgrid(xs, xs.flip(0), indexing="xy"), -1).reshape(-1, 2)
@@ -359,7 +361,7 @@ class RingMonitor:
     @torch.no_grad()
     def __call__(self) -> dict:
         x = self.G(self.z).float()
-        r = self._coverage(x, self.centres, self.std)
+        r = mode_coverage(x, self.centres, self.std)
         surface = None
         if not isinstance(self.D, Packed):  # a packed D judges pairs, not single points
             n = int(len(self.grid) ** 0.5)

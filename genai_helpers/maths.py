@@ -241,3 +241,17 @@ def gan_value_from_logits(real_logits, fake_logits):
 def dot_attention(query, keys, values, temperature: float = 1.0):
     """Exercise 1.5's reference: dot-product attention with a temperature -> (context (B, dv), weights (B, T))."""
     return soft_lookup(dot_scores(query, keys), values, temperature)
+
+
+# --- latent codes -------------------------------------------------------------------------------
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t) -> torch.Tensor:
+    """Spherical interpolation between latent codes (rows of z0, z1) at fractions t in [0, 1].
+
+    Between two draws from N(0, I) a straight line passes through codes of unusually small
+    norm, which the generator rarely saw; the arc keeps the norm typical.
+    """
+    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)
+    cos = torch.nn.functional.cosine_similarity(z0, z1, dim=-1).clamp(-1 + 1e-7, 1 - 1e-7)
+    omega = torch.arccos(cos).reshape(-1, 1) if z0.dim() > 1 else torch.arccos(cos)
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)

@@ -9,13 +9,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from .classifier import MnistClassifier, batched, check_images
+from .runtime import pick
 from .data import MNIST
-from .runtime import expect_input, pick
-from .schedules import LinearDecay
-from .train import adam, epochs_for, fit, steps_per_epoch
 
 # --- toy data: modes covered and high-quality samples -----------------------------------------
 
@@ -44,93 +41,13 @@ def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float,
             "counts": counts}
 
 
-# --- the MNIST classifier ---------------------------------------------------------------------
-
-class MnistClassifier(nn.Module):
-    """Two strided convs and a 128-unit feature layer; `features(x)` are the FID features."""
-
-    num_features = 128
-
-    def __init__(self, width: int = 32, dropout: float = 0.25):
-        super().__init__()
-        w = width
-        self.body = nn.Sequential(
-            nn.Conv2d(1, w, 4, 2, 1), nn.ReLU(),  # 14x14
-            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),  # 7x7
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * w * 49, self.num_features), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.num_features, 10))
-
-    def features(self, x):
-        """Penultimate-layer features of images in [0, 1], shape (N, 128)."""
-        expect_input(x, (None, 1, 28, 28), "MnistClassifier", self)
-        return self.body(x)
-
-    def forward(self, x):
-        return self.head(self.features(x))
-
-
-def _check_images(x) -> torch.Tensor:
-    if not torch.is_tensor(x) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-        raise ValueError("expected MNIST-shaped images, a tensor (N, 1, 28, 28) with values in [0, 1]; "
-                         f"got {getattr(x, 'shape', type(x).__name__)}")
-    if x.min() < -0.01:
-        raise ValueError("the images have negative values: pass them in [0, 1] "
-                         "(a tanh generator's output x becomes (x + 1) / 2; G.sample does it)")
-    return x.float()
-
-
-@torch.no_grad()
-def _batched(fn, x, batch: int = 1000) -> torch.Tensor:
-    return torch.cat([fn(b) for b in x.split(batch)])
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, x, y) -> float:
-    """Share of images whose predicted class is the label."""
-    was = model.training
-    model.eval()
-    pred = _batched(model, _check_images(x)).argmax(1)
-    model.train(was)
-    return (pred == y).float().mean().item()
-
-
-CLASSIFIER_STEPS = {"full": 800, "quick": 400}
-
-
-def mnist_classifier(mnist: MNIST, plot: bool = False) -> MnistClassifier:
-    """The course's MNIST classifier (98% test accuracy on the offline sample), trained once with
-    random 2-pixel shifts and cached as data/checkpoints/mnist_classifier[-quick].pt; in eval mode."""
-    from .vae import random_shift
-
-    torch.manual_seed(0)
-    model = MnistClassifier().to(mnist.device)
-    opt = adam(model.parameters(), lr=2e-3)
-    epochs = epochs_for(pick(**CLASSIFIER_STEPS), len(mnist.train_x), 128)
-    schedule = LinearDecay([opt], epochs * steps_per_epoch(len(mnist.train_x), 128), 0.5)
-
-    def step(batch):
-        x, y = batch
-        schedule()
-        loss = F.cross_entropy(model(random_shift(x, 2)), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return {"loss": loss}
-
-    fit(step, (mnist.train_x, mnist.train_labels), state={"model": model, "opt": opt}, epochs=epochs,
-        batch_size=128, eval_fn=lambda: {"test_accuracy": accuracy(model, mnist.test_x, mnist.test_labels)},
-        checkpoint="mnist_classifier", config={"model": "MnistClassifier-1", "data": mnist.source},
-        desc="MNIST classifier", plot=plot)
-    return model.eval()
-
-
 # --- scores computed from the classifier ------------------------------------------------------
 
 @torch.no_grad()
 def classifier_features(classifier: MnistClassifier, images) -> torch.Tensor:
     """The classifier's 128 features of each image (in [0, 1]), as float64 on the CPU."""
     classifier.eval()
-    return _batched(classifier.features, _check_images(images)).double().cpu()
+    return batched(classifier.features, check_images(images)).double().cpu()
 
 
 def gaussian_stats(features: torch.Tensor):
@@ -159,7 +76,7 @@ def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
 @torch.no_grad()
 def class_probs(classifier: MnistClassifier, images) -> torch.Tensor:
     classifier.eval()
-    return _batched(lambda b: classifier(b).softmax(1), _check_images(images)).double().cpu()
+    return batched(lambda b: classifier(b).softmax(1), check_images(images)).double().cpu()
 
 
 def inception_score(probs: torch.Tensor) -> float:

@@ -10,7 +10,8 @@ import importlib
 import io
 import time
 
-from .train import checkpoint_folder
+from .checkpoint import checkpoint_folder
+from .data import load_mnist
 
 
 def _model(module: str, function: str, takes_mnist: bool = True, **kw):
@@ -48,7 +49,6 @@ def prepare(names=None, out=print) -> list[dict]:
     unknown = sorted(set(names or ()) - set(MODELS))
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS)}")
-    from .data import load_mnist
 
     mnist = load_mnist()
     report = []

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import math
 
-from .runtime import data_dir, env
+from .runtime import data_dir
+from .session import env
 
 
 def _plain(v):

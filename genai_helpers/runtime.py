@@ -1,15 +1,16 @@
-"""Where the course runs: device, seeding, quick/offline mode, data folder, one-line report."""
+"""Where and how the course runs: quick/offline flags, data folder, device choice, seeding, input
+checks and small context managers (eval mode, one thread). `gh.session` holds `setup()`."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+__version__ = "0.1.0"  # the package's version (gh.__version__)
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -78,61 +79,6 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-@dataclass(frozen=True)
-class Env:
-    device: torch.device
-    seed: int
-    quick: bool
-    offline: bool
-    data_source: str
-
-    def __str__(self) -> str:
-        from . import __version__
-
-        dev = self.device.type
-        if dev == "cuda":
-            dev = f"cuda ({torch.cuda.get_device_name(self.device)})"
-        elif dev == "cpu":
-            dev = f"cpu ({torch.get_num_threads()} threads)"
-        mode = "quick mode" if self.quick else "full mode"
-        py = ".".join(map(str, sys.version_info[:3]))
-        return (f"genai_helpers {__version__} | python {py} | torch {torch.__version__} | {dev} | "
-                f"{mode} | seed {self.seed} | data: {self.data_source}")
-
-
-_ENV: Env | None = None
-
-
-def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
-    """Seed everything, pick the device, read GENAI_QUICK/GENAI_OFFLINE, print one line.
-
-    The data source is what `gh.load_mnist()` will use; deciding it may probe the
-    network for at most a few seconds (never with GENAI_OFFLINE=1).
-    """
-    from .data import mnist_source
-
-    global _ENV
-    seed_everything(seed)
-    _ENV = Env(pick_device(device), seed, is_quick(), is_offline(), mnist_source().description)
-    if not quiet:
-        print(_ENV)
-    return _ENV
-
-
-def env() -> Env:
-    """The environment of the last `setup()`; without one, the defaults (nothing is seeded)."""
-    global _ENV
-    if _ENV is None:
-        from .data import mnist_source
-
-        _ENV = Env(pick_device(), 0, is_quick(), is_offline(), mnist_source().description)
-    return _ENV
-
-
-def device() -> torch.device:
-    return env().device
-
-
 def expect_input(x, shape: tuple, who: str, module: torch.nn.Module | None = None) -> None:
     """Raise a ValueError saying what `who` expects unless x is a floating tensor of `shape`
     (None matches any size) with the module's device and dtype. Cheap: no values are read."""
@@ -150,5 +96,32 @@ def expect_input(x, shape: tuple, who: str, module: torch.nn.Module | None = Non
             raise ValueError(f"{who} is on {p.device} but the input is on {x.device}: "
                              f"move the input with x.to({str(p.device)!r})")
         if p is not None and p.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
-            raise ValueError(f"{who} has {p.dtype} weights but the input is {x.dtype}: "
+            raise ValueError(f"{who} expects {p.dtype} input like its weights, but the input is {x.dtype}: "
                              f"convert it with x.to({p.dtype})")
+
+
+@contextlib.contextmanager
+def evaluating(*modules: torch.nn.Module):
+    """Put modules in eval mode for a block, then back in the mode each was in (even on an error)."""
+    was = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, was):
+            m.train(mode)
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run a block on one CPU thread. The ring's tiny MLPs are as fast on one thread as on two
+    (there is too little work per operation to share), much faster when another program keeps
+    the second core busy, and their results no longer depend on the machine's number of cores:
+    a GAN's training is chaotic, and a different summation order ends in a different run."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -2,7 +2,7 @@
 either one fixed-length vector (the bottleneck) or all encoder states through additive attention.
 
     model, hist = gh.seq2seq.reference_translator()       # trained once, then cached in data/
-    t = gh.seq2seq.translate(model, "samedi 28 novembre 2026")
+    t = gh.translator.translate(model, "samedi 28 novembre 2026")
     t.iso, t.attention                                    # '2026-11-28', (11, 23) array
 
 Shapes: B batch, T source characters, L target tokens, E = 2 x encoder hidden, A attention size.
@@ -15,12 +15,14 @@ import functools
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dates import ISO_CHARS, LIST_SEP, DateCorpus, Vocab, normalise
+from .dates import DateData, Vocab, date_data
+from .runtime import evaluating, is_quick, pick
+from .schedules import LinearDecay
+from .train import adam, epochs_for, fit
 
 
 def reverse_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
@@ -244,46 +246,6 @@ def exact_match(pred, tgt) -> torch.Tensor:
     return ((pred == tgt) | after_end).all(1)
 
 
-@dataclass
-class DateData:
-    """Encoded train / valid / test pairs of a corpus, on the device."""
-
-    corpus: DateCorpus
-    src_vocab: Vocab
-    tgt_vocab: Vocab
-    pairs: dict  # name -> dates.Pairs
-    tensors: dict  # name -> (src (N, T), lengths (N,), tgt (N, L))
-
-    def __getitem__(self, name):
-        return self.tensors[name]
-
-
-def date_data(n_train: int, n_test: int = 10_000, seed: int = 0, device=None, max_dates: int = 1,
-              corpus: DateCorpus | None = None) -> DateData:
-    """Sample pairs from dates split by date (test dates never appear in training) and encode them.
-
-    max_dates > 1 gives the longer-input variant: lists of 1..max_dates dates per example.
-    """
-    from .runtime import device as default_device
-
-    corpus = corpus or DateCorpus()
-    split = corpus.split(seed=seed)
-    lists = max_dates > 1
-    # ';' and ' ' are there in both variants, so that a model can move from one to the other
-    src_vocab, tgt_vocab = Vocab(corpus.characters() + LIST_SEP.strip()), Vocab(ISO_CHARS + " ")
-    sizes = {"train": n_train, "valid": max(1000, n_test // 5), "test": n_test}
-    pairs, tensors = {}, {}
-    dev = device or default_device()
-    for i, (name, n) in enumerate(sizes.items()):
-        p = (corpus.sample_lists(n, split[name], max_dates, seed=seed * 100 + i) if lists else
-             corpus.sample(n, split[name], seed=seed * 100 + i))
-        src, lengths = src_vocab.encode(p.src)
-        tgt, _ = tgt_vocab.encode(p.tgt, end=True)
-        pairs[name] = p
-        tensors[name] = (src.to(dev), lengths.to(dev), tgt.to(dev))
-    return DateData(corpus, src_vocab, tgt_vocab, pairs, tensors)
-
-
 @torch.no_grad()
 def predict(model: Seq2Seq, src, lengths, beam: int = 1, batch: int = 2000, max_len: int = 11):
     """Greedy (beam=1) or beam-search token predictions (N, L) for many inputs, in batches."""
@@ -301,14 +263,11 @@ def predict(model: Seq2Seq, src, lengths, beam: int = 1, batch: int = 2000, max_
     return out
 
 
-def accuracy(model: Seq2Seq, data: tuple, beam: int = 1) -> float:
-    """Exact-match accuracy on (src, lengths, tgt)."""
+def exact_match_rate(model: Seq2Seq, data: tuple, beam: int = 1) -> float:
+    """Share of (src, lengths, tgt) rows translated exactly (see `exact_match`)."""
     src, lengths, tgt = data
-    was = model.training
-    model.eval()
-    acc = exact_match(predict(model, src, lengths, beam, max_len=tgt.size(1)), tgt).float().mean().item()
-    model.train(was)
-    return acc
+    with evaluating(model):
+        return exact_match(predict(model, src, lengths, beam, max_len=tgt.size(1)), tgt).float().mean().item()
 
 
 def length_buckets(lengths, batch_size: int, seed: int = 0) -> torch.Tensor:
@@ -348,6 +307,29 @@ def seq2seq_step(model: Seq2Seq, opt, trim: bool = True, decoder=None, before=No
     return step
 
 
+def build_seq2seq(data: DateData, attention: bool = True, size: dict | None = None, lr: float = 3e-3,
+                  total_steps: int | None = None, seed: int = 0, init: Seq2Seq | None = None,
+                  fast: bool = True, decoder=None) -> tuple[dict, object]:
+    """Chapter 04's translator as the chapter trains it: (state for `gh.fit`, step).
+
+    size: Encoder/decoder sizes (default: the class's); total_steps: the training length, over
+    whose last 40% the learning rate falls linearly to zero (None: constant); init: a trained
+    model to start from (same vocabularies and sizes). fast=False: plain `torch.optim.Adam`, no
+    trimming of padded batches; decoder: see `seq2seq_step` (the textbook loop of `bench`).
+    """
+    torch.manual_seed(seed)
+    src, lengths, _ = data["train"]
+    model = Seq2Seq(data.src_vocab, data.tgt_vocab, attention=attention, **(size or {})).to(src.device)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    model.max_src_len = int(lengths.max())
+    model.locales = tuple(data.corpus.locales)
+    opt = adam(model.parameters(), lr=lr) if fast else torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = LinearDecay([opt], total_steps, 0.4) if total_steps else None
+    trim = fast and src.device.type == "cpu"  # reading the batch's longest length is free on a CPU only
+    return {"model": model, "opt": opt}, seq2seq_step(model, opt, trim=trim, decoder=decoder, before=schedule)
+
+
 def train_seq2seq(data: DateData, *, attention: bool = True, steps: int = 3000, batch_size: int = 128,
                   lr: float = 3e-3, size: dict | None = None, name: str | None = None, seed: int = 0,
                   plot: bool = True, init: Seq2Seq | None = None):
@@ -355,42 +337,18 @@ def train_seq2seq(data: DateData, *, attention: bool = True, steps: int = 3000, 
 
     The learning rate is constant, then falls linearly to zero over the last 40% of the steps.
     """
-    from .train import adam, epochs_for, fit
-
-    torch.manual_seed(seed)
     order = length_buckets(data["train"][1], batch_size, seed)
     train = tuple(t[order] for t in data["train"])
-    src, lengths, _ = train
-    size = dict(size or {})
-    model = Seq2Seq(data.src_vocab, data.tgt_vocab, attention=attention, **size).to(src.device)
-    if init is not None:  # start from a trained model (same vocabularies and sizes)
-        model.load_state_dict(init.state_dict())
-    model.max_src_len = int(lengths.max())
-    model.locales = tuple(data.corpus.locales)
-    opt = adam(model.parameters(), lr=lr)
-    n_batches = len(src) // batch_size
-    epochs = epochs_for(steps, len(src), batch_size)
-    total = epochs * n_batches
-    first = next(iter(model.parameters()))
-    trim = src.device.type == "cpu"  # reading the batch's longest length is free on a CPU only
-
-    done = []  # optimisation steps so far, read once from the optimiser (a resumed run has some)
-
-    def schedule():
-        if not done:
-            done.append(int(float(opt.state[first]["step"])) if opt.state else 0)
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (total - done[0]) / (0.4 * total))
-        done[0] += 1
-
-    step = seq2seq_step(model, opt, trim=trim, before=schedule)
-
+    epochs = epochs_for(steps, len(train[0]), batch_size)
+    state, step = build_seq2seq(data, attention, size, lr, epochs * (len(train[0]) // batch_size), seed, init)
+    model = state["model"]
     valid = tuple(t[:2000] for t in data["valid"])
     fingerprint = None if init is None else round(sum(p.double().sum().item() for p in init.parameters()), 6)
-    config = {"attention": attention, "steps": steps, "lr": lr, "size": size, "src": data.src_vocab.chars,
-              "locales": list(data.corpus.locales), "model": "seq2seq-gru-1", "init": fingerprint}
-    hist = fit(step, train, state={"model": model, "opt": opt}, epochs=epochs,
-               batch_size=batch_size, shuffle=False, eval_fn=lambda: {"valid_exact_match": accuracy(model, valid)},
+    config = {"attention": attention, "steps": steps, "lr": lr, "size": dict(size or {}), "src": data.src_vocab.chars,
+              "locales": list(data.corpus.locales), "model": "seq2seq-gru-1", "init": fingerprint,
+              "schedule": "LinearDecay"}  # the schedule moved one step (2026-12): older caches retrain
+    hist = fit(step, train, state=state, epochs=epochs, batch_size=batch_size, shuffle=False,
+               eval_fn=lambda: {"valid_exact_match": exact_match_rate(model, valid)},
                checkpoint=name, config=config, seed=seed, desc=name or "seq2seq", plot=plot)
     model.eval()
     return model, hist
@@ -411,8 +369,6 @@ def _reference_data(quick: bool) -> DateData:
 
 def reference_data() -> DateData:
     """The chapter's date pairs (train / valid / test split by date), the same on every call."""
-    from .runtime import is_quick
-
     return _reference_data(is_quick())
 
 
@@ -425,8 +381,6 @@ def reference_translator(attention: bool = True, plot: bool = True):
     Trained once with the course loop and cached in data/checkpoints (a rerun loads it in
     seconds); later chapters use it as a small translation service with `translate`.
     """
-    from .runtime import is_quick, pick
-
     key = (attention, is_quick())
     if key not in _MODELS:
         name = "seq2seq_dates_" + ("attention" if attention else "bottleneck")
@@ -435,103 +389,6 @@ def reference_translator(attention: bool = True, plot: bool = True):
             steps=pick(**REFERENCE["steps"]), batch_size=pick(**REFERENCE["batch_size"]), name=name,
             plot=plot)
     return _MODELS[key]
-
-
-@dataclass
-class Translation:
-    """What `translate` found: the ISO date (or None) and why not, with the attention matrix."""
-
-    text: object  # the input as given
-    iso: str | None = None  # a valid ISO date, or None
-    attention: np.ndarray | None = None  # (output tokens incl. </s>, input characters)
-    message: str = ""  # empty when all is well; otherwise what is wrong and what to do
-    source: str = ""  # the normalised input the model read
-    output: str = ""  # what the decoder wrote, valid or not
-    probability: float = 0.0  # the model's probability of that output
-
-    def __iter__(self):  # iso, attention = translate(model, text)
-        return iter((self.iso, self.attention))
-
-    def __str__(self):
-        head = f"{self.text!r:.60} -> {self.iso or 'no date'}"
-        return head + (f"  ({self.message})" if self.message else "")
-
-
-EXAMPLE = "28 novembre 2026"
-
-
-def _language_names(model) -> str:
-    from babel import Locale
-
-    locales = getattr(model, "locales", None) or []
-    names = list(dict.fromkeys(Locale.parse(x).get_language_name("en") for x in locales))
-    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
-
-
-@torch.no_grad()
-def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
-    """Read a date written in any of the model's languages; return a Translation (iso, attention, ...).
-
-    Never raises on a string: empty, too long, unknown characters (emoji, another alphabet), a
-    language the model does not know, or an answer that is not a real date all come back as
-    `message`, with `iso` None when there is no trustworthy date.
-    """
-    import datetime as dt
-
-    if not isinstance(model, Seq2Seq):
-        raise TypeError("translate(model, text) needs a trained gh.seq2seq.Seq2Seq, e.g. "
-                        "model, _ = gh.seq2seq.reference_translator()")
-    if not isinstance(text, str):
-        return Translation(text, message=f"give the date as a string, e.g. {EXAMPLE!r} "
-                                         f"(got {type(text).__name__})")
-    src = normalise(text)
-    if not src:
-        return Translation(text, message=f"type a date, e.g. {EXAMPLE!r}, 'Nov 28, 2026' or '2026年11月28日'")
-    limit = model.max_src_len or 40
-    if len(src) > limit:
-        return Translation(text, source=src[:limit], message=(
-            f"{len(src)} characters is longer than anything the model was trained on "
-            f"(at most {limit}): type one date"))
-    unknown = model.src_vocab.unknown(src)
-    notes = []
-    visible = [c for c in src if not c.isspace()]
-    n_unknown = sum(c in unknown for c in visible)
-    if unknown:
-        shown = " ".join(repr(c) for c in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        notes.append(f"not in the model's alphabet, read as <unk>: {shown}")
-    if n_unknown * 2 >= len(visible):
-        langs = _language_names(model)
-        return Translation(text, source=src, message="; ".join(notes + [
-            f"this does not look like a date in {langs}" if langs else "this does not look like a date"]))
-    dev = next(model.parameters()).device
-    ids, lengths = model.src_vocab.encode([src])
-    ids, lengths = ids.to(dev), lengths.to(dev)
-    was = model.training
-    model.eval()
-    try:
-        if beam > 1:
-            toks, scores, attn = beam_search(model, ids, lengths, k=beam)
-            toks, score = toks[:, 0], scores[:, 0]
-        else:
-            toks, score, attn = greedy(model, ids, lengths)
-    finally:
-        model.train(was)
-    out = model.tgt_vocab.decode(toks[0])
-    n_out = int((toks[0] != Vocab.PAD).sum())
-    att = attn[0, :n_out].float().cpu().numpy() if attn is not None else None
-    prob = math.exp(float(score[0]))
-    iso = None
-    try:
-        if len(out) == 10:
-            iso = dt.date.fromisoformat(out).isoformat()
-    except ValueError:
-        pass
-    if iso is None:
-        notes.append(f"the model wrote {out!r}, which is not a date: is this one date in "
-                     f"{_language_names(model) or 'a language the model knows'}?")
-    elif prob < 0.5:
-        notes.append(f"the model is unsure: probability {prob:.2f} for this answer")
-    return Translation(text, iso, att, "; ".join(notes), src, out, prob)
 
 
 # --- the longer-input variant: lists of dates ----------------------------------------------------
@@ -548,15 +405,11 @@ def _list_data(quick: bool) -> DateData:
 
 def list_data() -> DateData:
     """Lists of 1 to 3 dates ("28 nov 2026; 3/4/87") -> their ISO forms, split by date."""
-    from .runtime import is_quick
-
     return _list_data(is_quick())
 
 
 def list_translator(attention: bool = True, plot: bool = True):
     """The reference model (with or without attention) trained further on lists of dates."""
-    from .runtime import is_quick, pick
-
     key = ("lists", attention, is_quick())
     if key not in _MODELS:
         start, _ = reference_translator(attention, plot=False)

@@ -6,6 +6,10 @@ from tensors already on the device, bf16 autocast where it pays (CUDA; convoluti
 AMX CPUs), a progress bar, a live plot, the history, checkpoints (which double as a cache of
 trained models), NaN/inf detection with the last good weights restored, Ctrl-C (stops at a step
 boundary, model and history kept), and out-of-memory errors.
+
+`fit` itself only reads top to bottom; the state of one call lives in a `Run`, whose methods are
+the loop's moves (`train_step`, `verify`, `end_epoch`, ...) and the moments a watcher follows:
+`record` (per-step losses), `evaluate` (each evaluation) and `finish` (the end of the run).
 """
 from __future__ import annotations
 
@@ -23,12 +27,13 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-from .checkpoint import (CheckpointError, load_checkpoint, mismatches, read_checkpoint,
+from .checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, mismatches, read_checkpoint,
                          restore_rng, save_checkpoint)
-from .runtime import cpu_has_bf16, data_dir, is_quick
+from .runtime import cpu_has_bf16, evaluating
 
 
 SAVE_SECONDS = 30.0  # default time between checkpoints
+LOG_EVERY_CUDA = 25  # steps between reading losses back from a GPU (every step on a CPU)
 
 
 @dataclass
@@ -72,20 +77,6 @@ def adam(params, lr: float = 1e-3, betas=(0.9, 0.999), **kw) -> torch.optim.Adam
     else:
         kw.setdefault("foreach", True)
     return torch.optim.Adam(params, lr=lr, betas=betas, **kw)
-
-
-def checkpoint_path(name) -> Path:
-    """A bare name (dots allowed, e.g. vae_beta-0.0) means data/checkpoints/<name>[-quick].pt
-    ($GENAI_CHECKPOINTS moves the folder); a name ending in .pt or with a folder is a path."""
-    p = Path(name)
-    if p.suffix == ".pt" or p.parent != Path("."):
-        return p
-    return checkpoint_folder() / f"{name}{'-quick' if is_quick() else ''}.pt"
-
-
-def checkpoint_folder() -> Path:
-    """Where named checkpoints live: data/checkpoints, or $GENAI_CHECKPOINTS."""
-    return Path(os.environ.get("GENAI_CHECKPOINTS") or data_dir() / "checkpoints")
 
 
 class _Guard:
@@ -157,31 +148,233 @@ class _DeferSigint:
             signal.signal(signal.SIGINT, self.old)
 
 
-def _batches(data, batch_size, epoch, seed, shuffle, drop_last):
-    n = len(data[0])
-    if shuffle:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order = torch.randperm(n, generator=g).to(data[0].device)
-    else:
-        order = torch.arange(n, device=data[0].device)
-    stop = n - n % batch_size if drop_last and n >= batch_size else n
-    return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
-
-
 def _oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or (
         isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
 
 
+class Run:
+    """One call of `fit`: where training stands and what it does at each moment of the loop.
+
+    The moments a watcher (diagnostics, a live plot, ...) may follow have one method each:
+    `record` (per-step losses, once they are read back from the device and verified finite),
+    `evaluate` (each evaluation) and `finish` (the end of the run, however it ended).
+    """
+
+    def __init__(self, step, data: tuple, *, state: dict, epochs: int, batch_size: int, history: History,
+                 eval_fn, path: Path | None, meta: dict, checkpoint_every: int | None, seed: int,
+                 shuffle: bool, eval_every: int | None, desc: str, amp: bool):
+        self.step_fn, self.data, self.state, self.epochs, self.batch_size = step, data, state, epochs, batch_size
+        self.history, self.eval_fn, self.path, self.meta = history, eval_fn, path, meta
+        self.checkpoint_every, self.seed, self.shuffle, self.eval_every = checkpoint_every, seed, shuffle, eval_every
+        self.desc = desc
+        self.device = data[0].device
+        self.modules = [v for v in state.values() if isinstance(v, nn.Module)]
+        self.log_every = LOG_EVERY_CUDA if self.device.type == "cuda" else 1
+        self.n_batches = steps_per_epoch(len(data[0]), batch_size)
+        self.autocast = _autocast(self.device, self.modules) if amp else contextlib.nullcontext()
+        self.guard = _Guard(state)
+        self.sigint = _DeferSigint()
+        self.pending: list = []  # per-step loss dicts not yet read back from the device
+        self.live = self.bar = None
+        self.t0, self.secs0 = time.perf_counter(), history.seconds
+        self.last_save = (self.t0, history.step)
+        self.last_eval = history.evals[-1]["step"] if history.evals else 0
+
+    # --- the loop's moves ---------------------------------------------------------------------
+
+    def start(self, progress: bool) -> None:
+        h = self.history
+        print(f"{self.desc}: epochs {h.epoch}->{self.epochs}, {self.n_batches} steps of {self.batch_size} "
+              f"per epoch, on {self.device.type}" + (f", checkpoint {self.path}" if self.path else ""))
+        if progress:
+            from .plot import DisplayLine, in_notebook  # matplotlib: slow, only when drawn
+
+            self.bar = tqdm(total=(self.epochs - h.epoch) * self.n_batches - h.batch, desc=self.desc,
+                            unit="step", mininterval=0.5, file=DisplayLine() if in_notebook() else sys.stdout,
+                            ncols=120 if in_notebook() else None, ascii=False)
+        for m in self.modules:
+            m.train()
+        self.guard.take(self.position())
+
+    def running(self) -> bool:
+        return self.history.epoch < self.epochs and self.history.stopped is None
+
+    def batches(self) -> list:
+        """This epoch's batches, as index tensors (shuffled by seed and epoch, last partial one dropped)."""
+        n = len(self.data[0])
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.history.epoch)
+            order = torch.randperm(n, generator=g).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        stop = n - n % self.batch_size if n >= self.batch_size else n
+        return [order[i:i + self.batch_size] for i in range(0, stop, self.batch_size)]
+
+    def train_step(self, index) -> bool:
+        """One call of the step function; False when training must stop (out of memory, NaN)."""
+        h = self.history
+        batch = tuple(t[index] for t in self.data)
+        try:
+            with self.autocast:
+                losses = self.step_fn(batch[0] if len(batch) == 1 else batch)
+        except Exception as e:
+            if not _oom(e):
+                raise
+            self.rewind(f"out of memory at step {h.step + 1} with batch_size={self.batch_size}: "
+                        f"try batch_size={max(1, self.batch_size // 2)}")
+            return False
+        if not isinstance(losses, dict) or not losses:
+            raise TypeError("the step function must return a dict of scalar losses, "
+                            f"e.g. {{'loss': loss}}; it returned {type(losses).__name__}")
+        self.pending.append(losses)
+        h.step += 1
+        h.batch += 1
+        if h.step % self.log_every == 0 or h.batch == self.n_batches:
+            if not self.verify():
+                return False
+        self.show_progress()
+        if self.sigint.hit:
+            raise KeyboardInterrupt
+        return True
+
+    def verify(self) -> bool:
+        """Read the pending losses; keep a copy of this good state, save and evaluate when due."""
+        problem = self.flush()
+        if problem:
+            self.rewind(problem)
+            return False
+        self.guard.take(self.position())
+        self.save()
+        h = self.history
+        if self.eval_every and h.step - self.last_eval >= self.eval_every and h.batch < self.n_batches:
+            self.evaluate()
+        return True
+
+    def end_epoch(self) -> None:
+        h = self.history
+        h.epoch += 1
+        h.batch = 0
+        if not self.eval_every or h.step - self.last_eval >= self.eval_every or h.epoch == self.epochs:
+            self.evaluate()
+        self.save(force=h.epoch == self.epochs)
+
+    def interrupted(self) -> None:
+        """Ctrl-C: keep the model and history at the last verified step, and save them."""
+        if self.flush() is not None or not self.sigint.hit:
+            self.rewind()  # interrupted inside a step, or a pending loss was bad: undo unverified steps
+        h = self.history
+        h.stopped = (f"interrupted at step {h.step} (epoch {h.epoch + 1}); "
+                     "the model and history are kept: call fit(..., history=hist) to continue")
+        self.save(force=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        for m in self.modules:
+            m.eval()
+
+    # --- the moments a watcher follows --------------------------------------------------------
+
+    def record(self, keys: list, rows: list) -> None:
+        """Per-step losses read back from the device, all finite: the one place they enter the history."""
+        for row in rows:
+            for k, v in zip(keys, row):
+                self.history.losses.setdefault(k, []).append(v)
+
+    def evaluate(self) -> None:
+        """Run eval_fn (eval mode, no grad) and store its metrics with the epoch, step and seconds."""
+        h = self.history
+        h.seconds = self.secs0 + time.perf_counter() - self.t0
+        if self.eval_fn is not None:
+            h.evals.append({"epoch": round(h.epoch + h.batch / self.n_batches, 3), "step": h.step,
+                            "seconds": round(h.seconds, 2), **_evaluate(self.eval_fn, self.modules)})
+        self.last_eval = h.step
+        if self.live is not None:
+            self.live.update(h)
+
+    def finish(self) -> History:
+        """The end of the run: save a restored state, draw the final plot, print one line."""
+        h = self.history
+        h.seconds = self.secs0 + time.perf_counter() - self.t0
+        if h.stopped and not h.stopped.startswith("interrupted"):
+            self.save(force=True)  # the restored, last good state
+        if self.live is not None:
+            self.live.update(h, final=True)
+        if h.stopped:
+            print(f"STOPPED: {h.stopped}")
+            return h
+        last = {k: round(h.epoch_mean(k, steps_per_epoch=self.n_batches), 4) for k in h.losses}
+        ev = ({k: round(v, 4) for k, v in h.evals[-1].items() if k not in ("epoch", "step", "seconds")}
+              if h.evals else {})
+        print(f"{self.desc}: done, {h.epoch} epochs in {h.seconds:.1f} s; last epoch {last}"
+              + (f"; eval {ev}" if ev else ""))
+        return h
+
+    # --- bookkeeping --------------------------------------------------------------------------
+
+    def position(self) -> tuple:
+        return self.history.epoch, self.history.batch, self.history.step
+
+    def flush(self) -> str | None:
+        """Move pending losses into the history; return a message for the first non-finite one."""
+        if not self.pending:
+            return None
+        keys = list(self.pending[0])
+        values = torch.stack([torch.stack([d[k].detach().float() for k in keys]) for d in self.pending]).cpu()
+        bad = (~torch.isfinite(values)).any(1).nonzero()
+        first = self.history.step - len(self.pending)
+        rows = values.tolist()
+        self.pending.clear()
+        self.record(keys, rows[:int(bad[0]) if len(bad) else len(rows)])
+        if not len(bad):
+            return None
+        i = int(bad[0])
+        detail = ", ".join(f"{k}={v:.4g}" for k, v in zip(keys, rows[i]))
+        return f"the loss is not finite at step {first + i + 1} ({detail})"
+
+    def rewind(self, problem: str | None = None) -> None:
+        """Undo unverified steps: restore the newest good copy and the history to match."""
+        self.pending.clear()
+        h = self.history
+        pos = self.guard.restore()
+        if pos is not None:
+            h.epoch, h.batch, h.step = pos
+            for v in h.losses.values():
+                del v[h.step:]
+        if problem:
+            h.stopped = problem + ("; the weights of the last good step were restored."
+                                   if pos is not None else "; no finite weights were left.")
+
+    def save(self, force: bool = False) -> None:
+        """Write the checkpoint when it is due (or forced); only ever at a verified step."""
+        if self.path is None:
+            return
+        now, h = time.perf_counter(), self.history
+        if not force and (h.step - self.last_save[1] < self.checkpoint_every if self.checkpoint_every
+                          else now - self.last_save[0] < SAVE_SECONDS):
+            return
+        h.seconds = self.secs0 + now - self.t0
+        save_checkpoint(self.path, self.state, history=h.to_dict(), meta=self.meta, epochs=self.epochs)
+        self.last_save = (time.perf_counter(), h.step)
+
+    def show_progress(self) -> None:
+        h = self.history
+        if self.bar is not None:
+            self.bar.update(1)
+            if h.batch % 10 == 0 and h.losses:
+                self.bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in h.losses.items()}, refresh=False)
+
+
 def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: History | None = None,
         eval_fn=None, checkpoint=None, config: dict | None = None, checkpoint_every: int | None = None,
         seed: int = 0, desc: str = "training", plot: bool = True, progress: bool = True,
-        log_every: int | None = None, amp: bool = True, shuffle: bool = True,
-        drop_last: bool = True, eval_every: int | None = None) -> History:
+        amp: bool = True, shuffle: bool = True, eval_every: int | None = None) -> History:
     """Train until `epochs` epochs are done; returns the History (pass it back to continue).
 
     step: function(batch) -> dict of scalar loss tensors; it does backward and optimiser steps.
-        `batch` is a tensor (or a tuple, when `data` is a tuple) of `batch_size` rows.
+        `batch` is a tensor (or a tuple, when `data` is a tuple) of `batch_size` rows; the last
+        partial batch of an epoch is dropped.
     data: a tensor or tuple of tensors on the device, indexed along the first dimension.
     state: the modules and optimisers to guard and checkpoint, e.g. {"model": m, "opt": opt}.
     eval_fn: function() -> dict of floats, run in eval mode without grad after every epoch, or
@@ -192,176 +385,41 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         one from another model, config or dataset is moved aside and training starts anew.
     config: plain values (hyper-parameters) that must match for a checkpoint to be reused.
     checkpoint_every: steps between checkpoints (default: every 30 s of training, and at the end).
-    log_every: steps between reading losses back from the device (default 1 on CPU, 25 on GPU).
     amp: bf16 autocast where it pays (CUDA; convolutional models on CPUs with AMX); False: fp32.
     """
     data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
-    device = data[0].device
-    modules = [v for v in state.values() if isinstance(v, nn.Module)]
-    log_every = log_every or (25 if device.type == "cuda" else 1)
     meta = {"config": config or {}, "batch_size": batch_size, "seed": seed,
             "data": [[list(t.shape), str(t.dtype)] for t in data]}
     path = checkpoint_path(checkpoint) if checkpoint is not None else None
-
     if path is not None and history is None and path.exists():
         history = _resume(path, state, meta, epochs)
     history = history or History()
     history.stopped = None
-    live = None
+    run = Run(step, data, state=state, epochs=epochs, batch_size=batch_size, history=history,
+              eval_fn=eval_fn, path=path, meta=meta, checkpoint_every=checkpoint_every, seed=seed,
+              shuffle=shuffle, eval_every=eval_every, desc=desc, amp=amp)
     if plot:
-        from .plot import LivePlot
-        live = LivePlot(desc)
-    if history.epoch >= epochs:
-        if live is not None:
-            live.update(history, final=True)
+        from .plot import LivePlot  # matplotlib: slow, only when drawn
+
+        run.live = LivePlot(desc)
+    if not run.running():  # nothing left to train: a finished checkpoint
+        if run.live is not None:
+            run.live.update(history, final=True)
         return history
-
-    n_batches = steps_per_epoch(len(data[0]), batch_size, drop_last)
-    print(f"{desc}: epochs {history.epoch}->{epochs}, {n_batches} steps of {batch_size} per epoch, "
-          f"on {device.type}" + (f", checkpoint {path}" if path else ""))
-    bar = None
-    if progress:
-        from .plot import DisplayLine, in_notebook
-
-        bar = tqdm(total=(epochs - history.epoch) * n_batches - history.batch, desc=desc,
-                   unit="step", mininterval=0.5, file=DisplayLine() if in_notebook() else sys.stdout,
-                   ncols=120 if in_notebook() else None, ascii=False)
-    autocast = _autocast(device, modules) if amp else contextlib.nullcontext()
-    guard = _Guard(state)
-    pending: list = []  # per-step loss dicts not yet read back from the device
-    last_save = [time.perf_counter(), history.step]
-    t0, secs0 = time.perf_counter(), history.seconds
-
-    def position():
-        return history.epoch, history.batch, history.step
-
-    def rewind(problem: str | None = None):
-        """Undo unverified steps: restore the newest good copy and the history to match."""
-        pending.clear()
-        pos = guard.restore()
-        if pos is not None:
-            history.epoch, history.batch, history.step = pos
-            for v in history.losses.values():
-                del v[history.step:]
-        if problem:
-            history.stopped = problem + ("; the weights of the last good step were restored."
-                                         if pos is not None else "; no finite weights were left.")
-
-    def save(force: bool = False):
-        """Write the checkpoint when it is due (or forced); only ever at a verified step."""
-        if path is None:
-            return
-        now = time.perf_counter()
-        if not force and (history.step - last_save[1] < checkpoint_every if checkpoint_every
-                          else now - last_save[0] < SAVE_SECONDS):
-            return
-        history.seconds = secs0 + now - t0
-        save_checkpoint(path, state, history=history.to_dict(), meta=meta, epochs=epochs)
-        last_save[:] = [time.perf_counter(), history.step]
-
-    last_eval = [history.evals[-1]["step"] if history.evals else 0]
-
-    def evaluate():
-        history.seconds = secs0 + time.perf_counter() - t0
-        if eval_fn is not None:
-            epoch = round(history.epoch + history.batch / n_batches, 3)
-            history.evals.append({"epoch": epoch, "step": history.step, "seconds": round(history.seconds, 2),
-                                  **_evaluate(eval_fn, modules)})
-        last_eval[0] = history.step
-        if live is not None:
-            live.update(history)
-
-    def flush() -> str | None:
-        """Move pending losses into the history; return a message for the first non-finite one."""
-        if not pending:
-            return None
-        keys = list(pending[0])
-        values = torch.stack([torch.stack([d[k].detach().float() for k in keys]) for d in pending]).cpu()
-        bad = (~torch.isfinite(values)).any(1).nonzero()
-        first = history.step - len(pending)
-        rows = values.tolist()
-        for row in rows[:int(bad[0]) if len(bad) else len(rows)]:
-            for k, v in zip(keys, row):
-                history.losses.setdefault(k, []).append(v)
-        pending.clear()
-        if len(bad):
-            i = int(bad[0])
-            detail = ", ".join(f"{k}={v:.4g}" for k, v in zip(keys, rows[i]))
-            return f"the loss is not finite at step {first + i + 1} ({detail})"
-        return None
-
-    for m in modules:
-        m.train()
-    guard.take(position())
-    sigint = _DeferSigint()
+    run.start(progress)
     try:
-        with sigint:
-            while history.epoch < epochs and history.stopped is None:
-                batches = _batches(data, batch_size, history.epoch, seed, shuffle, drop_last)
-                while history.batch < len(batches) and history.stopped is None:
-                    batch = tuple(t[batches[history.batch]] for t in data)
-                    try:
-                        with autocast:
-                            losses = step(batch[0] if len(batch) == 1 else batch)
-                    except Exception as e:
-                        if not _oom(e):
-                            raise
-                        rewind(f"out of memory at step {history.step + 1} with batch_size={batch_size}: "
-                               f"try batch_size={max(1, batch_size // 2)}")
-                        break
-                    if not isinstance(losses, dict) or not losses:
-                        raise TypeError("the step function must return a dict of scalar losses, "
-                                        f"e.g. {{'loss': loss}}; it returned {type(losses).__name__}")
-                    pending.append(losses)
-                    history.step += 1
-                    history.batch += 1
-                    if history.step % log_every == 0 or history.batch == len(batches):
-                        problem = flush()
-                        if problem:
-                            rewind(problem)
-                            break
-                        guard.take(position())
-                        save()
-                        if eval_every and history.step - last_eval[0] >= eval_every and history.batch < len(batches):
-                            evaluate()
-                    if bar is not None:
-                        bar.update(1)
-                        if history.batch % 10 == 0 and history.losses:
-                            bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.losses.items()},
-                                            refresh=False)
-                    if sigint.hit:
-                        raise KeyboardInterrupt
-                if history.stopped is None and history.batch >= len(batches):
-                    history.epoch += 1
-                    history.batch = 0
-                    if not eval_every or history.step - last_eval[0] >= eval_every or history.epoch == epochs:
-                        evaluate()
-                    save(force=history.epoch == epochs)
+        with run.sigint:
+            while run.running():
+                batches = run.batches()
+                while history.batch < len(batches) and run.train_step(batches[history.batch]):
+                    pass
+                if history.stopped is None:
+                    run.end_epoch()
     except KeyboardInterrupt:
-        if flush() is not None or not sigint.hit:
-            rewind()  # interrupted inside a step, or a pending loss was bad: undo unverified steps
-        history.stopped = (f"interrupted at step {history.step} (epoch {history.epoch + 1}); "
-                           "the model and history are kept: call fit(..., history=hist) to continue")
-        save(force=True)
+        run.interrupted()
     finally:
-        if bar is not None:
-            bar.close()
-        for m in modules:
-            m.eval()
-    history.seconds = secs0 + time.perf_counter() - t0
-    if history.stopped and not history.stopped.startswith("interrupted"):
-        save(force=True)  # the restored, last good state
-    if live is not None:
-        live.update(history, final=True)
-    if history.stopped:
-        print(f"STOPPED: {history.stopped}")
-    else:
-        last = {k: round(history.epoch_mean(k, steps_per_epoch=n_batches), 4) for k in history.losses}
-        ev = ({k: round(v, 4) for k, v in history.evals[-1].items() if k not in ("epoch", "step", "seconds")}
-              if history.evals else {})
-        print(f"{desc}: done, {history.epoch} epochs in {history.seconds:.1f} s; last epoch {last}"
-              + (f"; eval {ev}" if ev else ""))
-    return history
+        run.close()
+    return run.finish()
 
 
 def _autocast(device: torch.device, modules):
@@ -379,13 +437,8 @@ def _autocast(device: torch.device, modules):
 
 @torch.no_grad()
 def _evaluate(eval_fn, modules) -> dict:
-    for m in modules:
-        m.eval()
-    try:
+    with evaluating(*modules):
         out = eval_fn()
-    finally:
-        for m in modules:
-            m.train()
     return {k: float(v) for k, v in out.items()}
 
 

@@ -1,18 +1,30 @@
-"""Chapter 04's date translator: attention heatmaps and the widget (type a date, see ISO + attention).
+"""Chapter 04's date translator as a service: `translate` reads a date written in any of the
+model's languages and never raises on a string; `attention_heatmap` draws what it looked at.
 
-    demo = gh.translator.date_translator(model)   # a gh.widgets.Demo; demo.update("3/4/26")
-    gh.translator.attention_heatmap(gh.seq2seq.translate(model, "28 nov. 2026"))
+    model, _ = gh.seq2seq.reference_translator()
+    t = gh.translator.translate(model, "28 nov. 2026")   # t.iso, t.attention, t.message, ...
+    gh.translator.attention_heatmap(t)
+(the widget around it is `gh.widgets.date_translator`)
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
-import html
+import math
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
 
-import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from babel import Locale
+from matplotlib import font_manager as fm
+from matplotlib.ft2font import FT2Font
 
-from .seq2seq import Translation, translate
-from .widgets import Demo, Stopwatch, figure_png
+from .dates import Vocab, normalise
+from .runtime import evaluating
+from .seq2seq import Seq2Seq, beam_search, greedy
 
 EXAMPLES = ("samedi 28 novembre 2026", "Nov 28, 2026", "2026年11月28日星期六", "Mittwoch, 3. März 1999",
             "sáb, 4/7/87", "3 de setembro de 2041", "lunedì 1 gennaio 2001", "28.11.26", "",
@@ -23,15 +35,101 @@ PINYIN = {"年": "nián", "月": "yuè", "日": "rì", "星": "xīng", "期": "q
           "二": "èr", "三": "sān", "四": "sì", "五": "wǔ", "六": "liù", "七": "qī"}
 
 
+@dataclass
+class Translation:
+    """What `translate` found: the ISO date (or None) and why not, with the attention matrix."""
+
+    text: object  # the input as given
+    iso: str | None = None  # a valid ISO date, or None
+    attention: np.ndarray | None = None  # (output tokens incl. </s>, input characters)
+    message: str = ""  # empty when all is well; otherwise what is wrong and what to do
+    source: str = ""  # the normalised input the model read
+    output: str = ""  # what the decoder wrote, valid or not
+    probability: float = 0.0  # the model's probability of that output
+
+    def __iter__(self):  # iso, attention = translate(model, text)
+        return iter((self.iso, self.attention))
+
+    def __str__(self):
+        head = f"{self.text!r:.60} -> {self.iso or 'no date'}"
+        return head + (f"  ({self.message})" if self.message else "")
+
+
+EXAMPLE = "28 novembre 2026"
+
+
+def _language_names(model) -> str:
+    locales = getattr(model, "locales", None) or []
+    names = list(dict.fromkeys(Locale.parse(x).get_language_name("en") for x in locales))
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+
+
+@torch.no_grad()
+def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
+    """Read a date written in any of the model's languages; return a Translation (iso, attention, ...).
+
+    Never raises on a string: empty, too long, unknown characters (emoji, another alphabet), a
+    language the model does not know, or an answer that is not a real date all come back as
+    `message`, with `iso` None when there is no trustworthy date.
+    """
+    if not isinstance(model, Seq2Seq):
+        raise TypeError("translate(model, text) needs a trained gh.seq2seq.Seq2Seq, e.g. "
+                        "model, _ = gh.seq2seq.reference_translator()")
+    if not isinstance(text, str):
+        return Translation(text, message=f"give the date as a string, e.g. {EXAMPLE!r} "
+                                         f"(got {type(text).__name__})")
+    src = normalise(text)
+    if not src:
+        return Translation(text, message=f"type a date, e.g. {EXAMPLE!r}, 'Nov 28, 2026' or '2026年11月28日'")
+    limit = model.max_src_len or 40
+    if len(src) > limit:
+        return Translation(text, source=src[:limit], message=(
+            f"{len(src)} characters is longer than anything the model was trained on "
+            f"(at most {limit}): type one date"))
+    unknown = model.src_vocab.unknown(src)
+    notes = []
+    visible = [c for c in src if not c.isspace()]
+    n_unknown = sum(c in unknown for c in visible)
+    if unknown:
+        shown = " ".join(repr(c) for c in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+        notes.append(f"not in the model's alphabet, read as <unk>: {shown}")
+    if n_unknown * 2 >= len(visible):
+        langs = _language_names(model)
+        return Translation(text, source=src, message="; ".join(notes + [
+            f"this does not look like a date in {langs}" if langs else "this does not look like a date"]))
+    dev = next(model.parameters()).device
+    ids, lengths = model.src_vocab.encode([src])
+    ids, lengths = ids.to(dev), lengths.to(dev)
+    with evaluating(model):
+        if beam > 1:
+            toks, scores, attn = beam_search(model, ids, lengths, k=beam)
+            toks, score = toks[:, 0], scores[:, 0]
+        else:
+            toks, score, attn = greedy(model, ids, lengths)
+    out = model.tgt_vocab.decode(toks[0])
+    n_out = int((toks[0] != Vocab.PAD).sum())
+    att = attn[0, :n_out].float().cpu().numpy() if attn is not None else None
+    prob = math.exp(float(score[0]))
+    iso = None
+    try:
+        if len(out) == 10:
+            iso = dt.date.fromisoformat(out).isoformat()
+    except ValueError:
+        pass
+    if iso is None:
+        notes.append(f"the model wrote {out!r}, which is not a date: is this one date in "
+                     f"{_language_names(model) or 'a language the model knows'}?")
+    elif prob < 0.5:
+        notes.append(f"the model is unsure: probability {prob:.2f} for this answer")
+    return Translation(text, iso, att, "; ".join(notes), src, out, prob)
+
+
+# --- drawing a translation --------------------------------------------------------------------
+
 @functools.lru_cache(maxsize=1)
 def cjk_font() -> str | None:
     """The name of a font with Chinese characters (the one the mplfonts package ships, or one
     installed on the system), or None."""
-    from importlib.util import find_spec
-    from pathlib import Path
-
-    from matplotlib import font_manager as fm
-
     spec = find_spec("mplfonts")
     if spec and spec.origin:  # its font is registered for this process only, nothing is installed
         path = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
@@ -52,9 +150,6 @@ def cjk_font() -> str | None:
 @functools.lru_cache(maxsize=1)
 def _drawable() -> frozenset:
     """Code points that matplotlib's default font (and a CJK font, if any) can draw."""
-    from matplotlib import font_manager as fm
-    from matplotlib.ft2font import FT2Font
-
     points = set()
     for family in ("DejaVu Sans", cjk_font()):
         if family:
@@ -102,78 +197,3 @@ def attention_heatmap(t: Translation, ax=None, title: str | None = None, fontsiz
     ax.set_title(printable(title if title is not None else f"{t.source} → {t.output}"),
                  fontsize=fontsize + 1, family=family)
     return ax
-
-
-def heatmap_png(t: Translation) -> bytes:
-    fig, ax = plt.subplots(figsize=(0.24 * len(t.source) + 1.2, 0.24 * t.attention.shape[0] + 0.9), dpi=80)
-    attention_heatmap(t, ax=ax)
-    return figure_png(fig)
-
-
-def _result_html(t: Translation) -> str:
-    if t.iso:
-        head = (f"<span style='font-size:1.6em;font-family:monospace'>{t.iso}</span>"
-                f" &nbsp; probability {t.probability:.3f}")
-    else:
-        head = "<span style='font-size:1.3em'>no date</span>"
-    box = (f"<div style='background:#fff3cd;border-left:4px solid #e0a800;padding:4px 8px;margin-top:4px'>"
-           f"⚠️ {html.escape(t.message)}</div>" if t.message else "")
-    return f"<div>{head}{box}</div>"
-
-
-def date_translator(model, examples=EXAMPLES, beam: int = 1) -> Demo:
-    """Type a date in any of the model's languages: its ISO form, the model's probability and the
-    attention heatmap follow. Bad input (empty, too long, emoji, another alphabet) is a message.
-
-    The returned Demo has `update(text)` (returns the Translation; what a keystroke does),
-    `text`, `result`, `image`, and `last` (the latest Translation).
-    """
-    text = W.Text(value=examples[0] if examples else "", placeholder="type a date, e.g. 28 nov. 2026",
-                  description="date:", continuous_update=True, layout=W.Layout(width="420px"))
-    menu = W.Dropdown(options=[("examples ...", None)] + [(repr(e) if not e.strip() else e, e) for e in examples],
-                      layout=W.Layout(width="260px"))
-    result = W.HTML()
-    image = W.Image(format="png")
-    watch = Stopwatch()
-    demo = Demo([W.HBox([text, menu]), result, image], snapshot=lambda: _snapshot(demo), stopwatch=watch)
-
-    @watch
-    def update(value=None) -> Translation:
-        try:
-            t = translate(model, text.value if value is None else value, beam=beam)
-            png = heatmap_png(t) if t.attention is not None else None
-        except Exception as e:  # noqa: BLE001 (never a traceback in the widget)
-            t = Translation(text.value if value is None else value,
-                            message=f"internal error ({type(e).__name__}: {e}); please report it "
-                                    "with the text you typed")
-            png = None
-        result.value = _result_html(t)
-        image.layout.display = None if png else "none"
-        if png:
-            image.value = png
-        demo.last = t
-        return t
-
-    def picked(change):
-        if change["new"] is not None:
-            text.value = change["new"]
-            update()  # also when the text was already this example
-
-    text.observe(lambda change: update(), "value")
-    menu.observe(picked, "value")
-    demo.update, demo.text, demo.result, demo.image, demo.menu = update, text, result, image, menu
-    update()
-    return demo
-
-
-def _snapshot(demo) -> bytes:
-    t = demo.last
-    if t.attention is None:
-        fig, ax = plt.subplots(figsize=(6, 0.8), dpi=80)
-        ax.text(0, 0.5, printable(f"{t.text!r:.50} → {t.iso or 'no date'}   {t.message[:80]}"),
-                fontsize=9, va="center")
-        ax.set_axis_off()
-        return figure_png(fig)
-    fig, ax = plt.subplots(figsize=(0.24 * len(t.source) + 1.2, 0.24 * t.attention.shape[0] + 0.9), dpi=80)
-    attention_heatmap(t, ax=ax, title=f"{t.source} → {t.iso or t.output}   (p = {t.probability:.3f})")
-    return figure_png(fig)

@@ -11,10 +11,35 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
+from .classifier import random_shift
 from .data import MNIST
 from .losses import bernoulli_nll, gaussian_kl
-from .runtime import expect_input
-from .train import History, adam, fit
+from .runtime import expect_input, pick
+from .train import History, adam, epochs_for, fit
+
+
+# --- layer builders, shared with chapter 05's conditional VAE (lists, so state_dict keys stay flat) --
+
+def conv_features(width: int = 32) -> list:
+    """28x28 image -> two strided convs (28 -> 14 -> 7) with ReLU -> flat (2 * width * 49,) features."""
+    c = width
+    return [nn.Conv2d(1, c, 4, 2, 1), nn.ReLU(),  # 28 -> 14
+            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(),  # 14 -> 7
+            nn.Flatten()]
+
+
+def latent_head(in_dim: int, hidden: int, latent_dim: int) -> list:
+    """Features -> hidden (ReLU) -> mean and log-variance of q(z|x), concatenated (2 * latent_dim)."""
+    return [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim)]
+
+
+def conv_decoder(in_dim: int, hidden: int = 256, width: int = 32) -> list:
+    """Code -> hidden -> (2 * width, 7, 7) -> transposed convs 7 -> 14 -> 28 -> Bernoulli logits."""
+    c = width
+    return [nn.Linear(in_dim, hidden), nn.ReLU(),
+            nn.Linear(hidden, 2 * c * 49), nn.ReLU(), nn.Unflatten(1, (2 * c, 7, 7)),
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # 7 -> 14
+            nn.ConvTranspose2d(c, 1, 4, 2, 1)]  # 14 -> 28, logits
 
 
 class VAE(nn.Module):
@@ -23,17 +48,8 @@ class VAE(nn.Module):
     def __init__(self, latent_dim: int = 16, width: int = 32, hidden: int = 256):
         super().__init__()
         self.latent_dim = latent_dim
-        c = width
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, c, 4, 2, 1), nn.ReLU(),  # 28 -> 14
-            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(),  # 14 -> 7
-            nn.Flatten(), nn.Linear(2 * c * 49, hidden), nn.ReLU(),
-            nn.Linear(hidden, 2 * latent_dim))
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.ReLU(),
-            nn.Linear(hidden, 2 * c * 49), nn.ReLU(), nn.Unflatten(1, (2 * c, 7, 7)),
-            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # 7 -> 14
-            nn.ConvTranspose2d(c, 1, 4, 2, 1))  # 14 -> 28, logits
+        self.encoder = nn.Sequential(*conv_features(width), *latent_head(2 * width * 49, hidden, latent_dim))
+        self.decoder = nn.Sequential(*conv_decoder(latent_dim, hidden, width))
 
     def encode(self, x):
         """Parameters of q(z|x): mean and log-variance, each (B, latent_dim)."""
@@ -87,10 +103,15 @@ def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce", y=None):
     return rec + beta * kl, rec, kl
 
 
-def neg_elbo(model: VAE, x) -> torch.Tensor:
-    """-ELBO per image in nats (one posterior sample), whatever loss the model was trained with."""
-    logits, mu, logvar = (t.float() for t in model(x))
-    return bernoulli_nll(logits, x) + gaussian_kl(mu, logvar)
+def neg_elbo(model: nn.Module, x, y=None, batch: int | None = None) -> torch.Tensor:
+    """-ELBO per image in nats (one posterior sample), whatever loss the model was trained with.
+
+    y: the labels, for a conditional model; batch: rows per forward pass (default: all at once).
+    """
+    if batch is None:
+        return objective(model, x, y=y)[0]
+    ys = y.split(batch) if y is not None else [None] * len(x.split(batch))
+    return torch.cat([objective(model, xb, y=yb)[0] for xb, yb in zip(x.split(batch), ys)])
 
 
 @torch.no_grad()
@@ -113,17 +134,6 @@ def iwae_bound(model: VAE, x, k: int = 100, batch: int = 100) -> torch.Tensor:
     return torch.cat(out)
 
 
-def random_shift(x, max_shift: int = 1):
-    """Move each image by up to `max_shift` pixels in x and y (zero padding): augmentation."""
-    b, _, h, w = x.shape
-    m = max_shift
-    padded = nn.functional.pad(x, (m, m, m, m))
-    off = torch.randint(0, 2 * m + 1, (2, b), device=x.device)
-    rows = (torch.arange(h, device=x.device) + off[0, :, None])[:, :, None]
-    cols = (torch.arange(w, device=x.device) + off[1, :, None])[:, None, :]
-    return padded[torch.arange(b, device=x.device)[:, None, None], 0, rows, cols].unsqueeze(1)
-
-
 def vae_step(model: VAE, opt, beta: float = 1.0, recon: str = "bce", shift: int = 1):
     """The step function for `gh.fit`: one Adam step on the mean negative ELBO of a batch of
     images, or of (images, labels) for a conditional model."""
@@ -140,6 +150,18 @@ def vae_step(model: VAE, opt, beta: float = 1.0, recon: str = "bce", shift: int 
     return step
 
 
+def build_vae(device, latent_dim: int = 16, beta: float = 1.0, recon: str = "bce", shift: int = 1,
+              lr: float = 1e-3, seed: int = 0, fast: bool = True) -> tuple[dict, object]:
+    """Chapter 02's VAE as the chapter trains it: (state for `gh.fit`, step). fast=False: plain
+    `torch.optim.Adam` and contiguous memory (the textbook setup `bench` compares against)."""
+    torch.manual_seed(seed)
+    model = VAE(latent_dim).to(device)
+    if fast:
+        model = model.to(memory_format=torch.channels_last)
+    opt = adam(model.parameters(), lr=lr) if fast else torch.optim.Adam(model.parameters(), lr=lr)
+    return {"model": model, "opt": opt}, vae_step(model, opt, beta, recon, shift)
+
+
 def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 1.0,
               recon: str = "bce", shift: int = 1, lr: float = 1e-3, batch_size: int = 128,
               name: str | None = None, seed: int = 0, plot: bool = True) -> tuple[VAE, History]:
@@ -147,23 +169,20 @@ def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 
 
     Evaluates the test negative ELBO (nats per image) after every epoch.
     """
-    torch.manual_seed(seed)
-    model = VAE(latent_dim).to(mnist.device).to(memory_format=torch.channels_last)
-    opt = adam(model.parameters(), lr=lr)
-    step = vae_step(model, opt, beta, recon, shift)
+    state, step = build_vae(mnist.device, latent_dim, beta, recon, shift, lr, seed)
+    model = state["model"]
 
     def evaluate():
         return {"test_neg_elbo": neg_elbo(model, mnist.test_x).mean()}
 
     config = dict(latent_dim=latent_dim, beta=beta, recon=recon, shift=shift, lr=lr,
                   data=mnist.source, model="VAE-conv-1")
-    history = fit(step, mnist.train_x, state={"model": model, "opt": opt}, epochs=epochs,
-                  batch_size=batch_size, eval_fn=evaluate, checkpoint=name, config=config,
-                  seed=seed, desc=name or "VAE", plot=plot)
+    history = fit(step, mnist.train_x, state=state, epochs=epochs, batch_size=batch_size, eval_fn=evaluate,
+                  checkpoint=name, config=config, seed=seed, desc=name or "VAE", plot=plot)
     return model, history
 
 
-REFERENCE_STEPS = {16: (3100, 120), 2: (1550, 120)}  # latent size -> training steps (full, quick)
+REFERENCE_STEPS = {16: {"full": 3100, "quick": 120}, 2: {"full": 1550, "quick": 120}}  # latent size -> steps
 
 
 def reference_vae(mnist: MNIST, latent_dim: int = 16, plot: bool = True, **changes) -> tuple[VAE, History]:
@@ -171,10 +190,6 @@ def reference_vae(mnist: MNIST, latent_dim: int = 16, plot: bool = True, **chang
     `python -m genai_helpers prepare` reuse them: the 16-D model, the 2-D one for the latent map,
     and variants of the 16-D one with some `train_vae` settings changed (e.g. shift=0,
     recon="mse_mean", beta=0.0), each under its own checkpoint name."""
-    from .runtime import pick
-    from .train import epochs_for
-
-    full, quick = REFERENCE_STEPS[latent_dim]
     name = f"vae_latent{latent_dim}" + "".join(f"_{k}-{v}" for k, v in sorted(changes.items()))
-    return train_vae(mnist, epochs=epochs_for(pick(full=full, quick=quick), len(mnist.train_x), 128),
+    return train_vae(mnist, epochs=epochs_for(pick(**REFERENCE_STEPS[latent_dim]), len(mnist.train_x), 128),
                      latent_dim=latent_dim, name=name, plot=plot, **changes)

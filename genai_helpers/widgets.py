@@ -1,4 +1,6 @@
-"""Interactive demos (ipywidgets) that respond in milliseconds: nothing is trained on a move.
+"""The course's five interactive demos (ipywidgets), which respond in milliseconds: nothing is
+trained on a move. `latent_explorer` (chapter 02), `kl_explorer` (01), `latent_walk` (03),
+`date_translator` (04) and `inpainting_demo` (05).
 
 Each demo is a `Demo`: a widget box that also carries a PNG snapshot of its current state, so
 that where no widget frontend runs (GitHub, nbconvert, a bare kernel) a static figure shows.
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import io
 import math
 import time
@@ -15,7 +18,17 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from PIL import Image
+from torch.distributions import Normal
+
+from .maths import kl_on_grid, slerp
+from .metrics import psnr
+from .plot import latent_scatter, to_images
+from .restore import fill_nearest, inpaint_latent, make_masks
+from .runtime import evaluating, single_thread
+from .translator import EXAMPLES, Translation, attention_heatmap, printable, translate
 
 
 def png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
@@ -104,8 +117,6 @@ def latent_explorer(decode, z, labels, lim: float = 3.0) -> Demo:
     decode: function (1, 2) tensor -> image (probabilities or logits after sigmoid).
     z, labels: latent codes of test digits and their classes, drawn as the map.
     """
-    from .plot import latent_scatter, to_images
-
     fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=80)
     latent_scatter(z, labels, ax=ax)
     ax.set_xlim(-lim, lim)
@@ -146,21 +157,8 @@ def latent_explorer(decode, z, labels, lim: float = 3.0) -> Demo:
     return demo
 
 
-def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = None) -> Demo:
-    """Sliders over q = N(mu, sigma^2): the target p, q and both KL divergences follow.
-
-    target: a 1-D torch distribution (e.g. `gh.maths.mixture(...)`), drawn on [lo, hi].
-    fits: optional {"button label": (mu, sigma)}: buttons that move the sliders there.
-    `demo.show(mu, sigma)` is the callback (it returns the two KLs, or None with a message).
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from torch.distributions import Normal
-
-    from .maths import kl_on_grid
-
-    x = torch.linspace(lo, hi, 801, dtype=torch.float64)
-    log_p = target.log_prob(x).double()
+def _kl_figure(x, log_p, lo: float, hi: float):
+    """The KL demo's figure: the target density and a line for q (moved by the sliders)."""
     fig = Figure(figsize=(6.4, 2.9), dpi=80)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -172,6 +170,35 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title("KL", fontsize=10)
     fig.tight_layout()
+    return fig, ax, line_q
+
+
+def _jump_buttons(fits: dict, s_mu, s_sigma, update) -> list:
+    """One button per {"label": (mu, sigma)}: it moves both sliders there and redraws once."""
+    buttons = []
+    for name, (mu, sigma) in fits.items():
+        b = W.Button(description=name, layout=W.Layout(width="auto"))
+
+        def jump(_, mu=mu, sigma=sigma):
+            with s_mu.hold_trait_notifications(), s_sigma.hold_trait_notifications():
+                s_mu.value, s_sigma.value = mu, sigma
+            update()
+
+        b.on_click(jump)
+        buttons.append(b)
+    return buttons
+
+
+def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = None) -> Demo:
+    """Sliders over q = N(mu, sigma^2): the target p, q and both KL divergences follow.
+
+    target: a 1-D torch distribution (e.g. `gh.maths.mixture(...)`), drawn on [lo, hi].
+    fits: optional {"button label": (mu, sigma)}: buttons that move the sliders there.
+    `demo.show(mu, sigma)` is the callback (it returns the two KLs, or None with a message).
+    """
+    x = torch.linspace(lo, hi, 801, dtype=torch.float64)
+    log_p = target.log_prob(x).double()
+    fig, ax, line_q = _kl_figure(x, log_p, lo, hi)
     p_max = log_p.exp().max().item()
     s_mu = W.FloatSlider(0.0, min=-4, max=4, step=0.05, description="μ", continuous_update=True)
     s_sigma = W.FloatSlider(1.0, min=0.2, max=3.0, step=0.05, description="σ", continuous_update=True)
@@ -214,17 +241,7 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
     def update(*_):
         return show(s_mu.value, s_sigma.value)
 
-    buttons = []
-    for name, (mu, sigma) in (fits or {}).items():
-        b = W.Button(description=name, layout=W.Layout(width="auto"))
-
-        def jump(_, mu=mu, sigma=sigma):
-            with s_mu.hold_trait_notifications(), s_sigma.hold_trait_notifications():
-                s_mu.value, s_sigma.value = mu, sigma
-            update()
-
-        b.on_click(jump)
-        buttons.append(b)
+    buttons = _jump_buttons(fits or {}, s_mu, s_sigma, update)
     s_mu.observe(update, "value")
     s_sigma.observe(update, "value")
     update()
@@ -233,16 +250,25 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
     return demo
 
 
-def slerp(z0: torch.Tensor, z1: torch.Tensor, t) -> torch.Tensor:
-    """Spherical interpolation between latent codes (rows of z0, z1) at fractions t in [0, 1].
+def _walk_sliders(max_seed: int) -> tuple:
+    """The latent walk's sliders: seed A, seed B, the fraction A -> B, a direction, a distance."""
+    return (W.IntSlider(0, min=0, max=max_seed, description="seed A", continuous_update=True),
+            W.IntSlider(1, min=0, max=max_seed, description="seed B", continuous_update=True),
+            W.FloatSlider(0.0, min=0.0, max=1.0, step=0.02, description="A → B", continuous_update=True),
+            W.IntSlider(0, min=0, max=9, description="direction", continuous_update=True),
+            W.FloatSlider(0.0, min=-4.0, max=4.0, step=0.1, description="distance", continuous_update=True))
 
-    Between two draws from N(0, I) a straight line passes through codes of unusually small
-    norm, which the generator rarely saw; the arc keeps the norm typical.
-    """
-    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)
-    cos = torch.nn.functional.cosine_similarity(z0, z1, dim=-1).clamp(-1 + 1e-7, 1 - 1e-7)
-    omega = torch.arccos(cos).reshape(-1, 1) if z0.dim() > 1 else torch.arccos(cos)
-    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+def _walk_snapshot(cache: dict, n_strip: int, title: str) -> bytes:
+    """A PNG of the latent walk: the current digit and the strip of the arc."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7.5, 1.9), dpi=80, gridspec_kw={"width_ratios": [1, 4.5]})
+    a.imshow(cache.get("image", np.zeros((28, 28))), cmap="gray", vmin=0, vmax=1)
+    b.imshow(cache.get("strip", np.zeros((30, 30 * n_strip))), cmap="gray", vmin=0, vmax=1)
+    a.set_title(title, fontsize=8)
+    b.set_title("the arc from z_A (left) to z_B (right)", fontsize=8)
+    for x in (a, b):
+        x.set_axis_off()
+    return figure_png(fig)
 
 
 def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo:
@@ -253,8 +279,6 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
     classify: optional function images -> class probabilities (N, 10), shown under the digit.
     The Demo exposes `update()` (one move: returns the image array), `sliders` and `label`.
     """
-    from .plot import to_images
-
     dim = getattr(G, "latent_dim", None)
     if not isinstance(dim, int) or not callable(G):
         raise TypeError("latent_walk needs a generator module with an integer `latent_dim` "
@@ -262,11 +286,7 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
     dev = next(G.parameters()).device
     noise = torch.randn(10, dim, generator=torch.Generator().manual_seed(123))
     directions = torch.nn.functional.normalize(noise, dim=1)
-    s_a = W.IntSlider(0, min=0, max=max_seed, description="seed A", continuous_update=True)
-    s_b = W.IntSlider(1, min=0, max=max_seed, description="seed B", continuous_update=True)
-    s_t = W.FloatSlider(0.0, min=0.0, max=1.0, step=0.02, description="A → B", continuous_update=True)
-    s_dir = W.IntSlider(0, min=0, max=9, description="direction", continuous_update=True)
-    s_dist = W.FloatSlider(0.0, min=-4.0, max=4.0, step=0.1, description="distance", continuous_update=True)
+    s_a, s_b, s_t, s_dir, s_dist = _walk_sliders(max_seed)
     digit = W.Image(format="png", layout=W.Layout(width="168px", height="168px"))
     strip = W.Image(format="png", layout=W.Layout(width=f"{n_strip * 56}px"))
     label = W.HTML()
@@ -277,12 +297,8 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
 
     @torch.no_grad()
     def images(z: torch.Tensor) -> np.ndarray:
-        was = G.training
-        G.eval()
-        try:
+        with evaluating(G):
             return to_images(G(z.to(dev)))
-        finally:
-            G.train(was)
 
     watch = Stopwatch()
 
@@ -312,14 +328,7 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
             return None
 
     def snapshot():
-        fig, (a, b) = plt.subplots(1, 2, figsize=(7.5, 1.9), dpi=80, gridspec_kw={"width_ratios": [1, 4.5]})
-        a.imshow(cache.get("image", np.zeros((28, 28))), cmap="gray", vmin=0, vmax=1)
-        b.imshow(cache.get("strip", np.zeros((30, 30 * n_strip))), cmap="gray", vmin=0, vmax=1)
-        a.set_title(f"A={s_a.value}, B={s_b.value}, t={s_t.value:.2f}", fontsize=8)
-        b.set_title("the arc from z_A (left) to z_B (right)", fontsize=8)
-        for x in (a, b):
-            x.set_axis_off()
-        return figure_png(fig)
+        return _walk_snapshot(cache, n_strip, f"A={s_a.value}, B={s_b.value}, t={s_t.value:.2f}")
 
     for s in (s_a, s_b, s_t, s_dir, s_dist):
         s.observe(update, "value")
@@ -327,4 +336,184 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
     demo = Demo([W.HBox([W.VBox([s_a, s_b, s_t, s_dir, s_dist]), W.VBox([digit, label])]), strip], snapshot,
                 watch)
     demo.update, demo.sliders, demo.label = update, (s_a, s_b, s_t, s_dir, s_dist), label
+    return demo
+
+
+# --- chapter 04: the date translator ---------------------------------------------------------
+
+def heatmap_png(t: Translation) -> bytes:
+    fig, ax = plt.subplots(figsize=(0.24 * len(t.source) + 1.2, 0.24 * t.attention.shape[0] + 0.9), dpi=80)
+    attention_heatmap(t, ax=ax)
+    return figure_png(fig)
+
+
+def _result_html(t: Translation) -> str:
+    if t.iso:
+        head = (f"<span style='font-size:1.6em;font-family:monospace'>{t.iso}</span>"
+                f" &nbsp; probability {t.probability:.3f}")
+    else:
+        head = "<span style='font-size:1.3em'>no date</span>"
+    box = (f"<div style='background:#fff3cd;border-left:4px solid #e0a800;padding:4px 8px;margin-top:4px'>"
+           f"⚠️ {html.escape(t.message)}</div>" if t.message else "")
+    return f"<div>{head}{box}</div>"
+
+
+def date_translator(model, examples=EXAMPLES, beam: int = 1) -> Demo:
+    """Type a date in any of the model's languages: its ISO form, the model's probability and the
+    attention heatmap follow. Bad input (empty, too long, emoji, another alphabet) is a message.
+
+    The returned Demo has `update(text)` (returns the Translation; what a keystroke does),
+    `text`, `result`, `image`, and `last` (the latest Translation).
+    """
+    text = W.Text(value=examples[0] if examples else "", placeholder="type a date, e.g. 28 nov. 2026",
+                  description="date:", continuous_update=True, layout=W.Layout(width="420px"))
+    menu = W.Dropdown(options=[("examples ...", None)] + [(repr(e) if not e.strip() else e, e) for e in examples],
+                      layout=W.Layout(width="260px"))
+    result = W.HTML()
+    image = W.Image(format="png")
+    watch = Stopwatch()
+    demo = Demo([W.HBox([text, menu]), result, image], snapshot=lambda: _snapshot(demo), stopwatch=watch)
+
+    @watch
+    def update(value=None) -> Translation:
+        try:
+            t = translate(model, text.value if value is None else value, beam=beam)
+            png = heatmap_png(t) if t.attention is not None else None
+        except Exception as e:  # noqa: BLE001 (never a traceback in the widget)
+            t = Translation(text.value if value is None else value,
+                            message=f"internal error ({type(e).__name__}: {e}); please report it "
+                                    "with the text you typed")
+            png = None
+        result.value = _result_html(t)
+        image.layout.display = None if png else "none"
+        if png:
+            image.value = png
+        demo.last = t
+        return t
+
+    def picked(change):
+        if change["new"] is not None:
+            text.value = change["new"]
+            update()  # also when the text was already this example
+
+    text.observe(lambda change: update(), "value")
+    menu.observe(picked, "value")
+    demo.update, demo.text, demo.result, demo.image, demo.menu = update, text, result, image, menu
+    update()
+    return demo
+
+
+def _snapshot(demo) -> bytes:
+    t = demo.last
+    if t.attention is None:
+        fig, ax = plt.subplots(figsize=(6, 0.8), dpi=80)
+        ax.text(0, 0.5, printable(f"{t.text!r:.50} → {t.iso or 'no date'}   {t.message[:80]}"),
+                fontsize=9, va="center")
+        ax.set_axis_off()
+        return figure_png(fig)
+    fig, ax = plt.subplots(figsize=(0.24 * len(t.source) + 1.2, 0.24 * t.attention.shape[0] + 0.9), dpi=80)
+    attention_heatmap(t, ax=ax, title=f"{t.source} → {t.iso or t.output}   (p = {t.probability:.3f})")
+    return figure_png(fig)
+
+
+# --- chapter 05: inpainting ------------------------------------------------------------------
+
+KINDS = ("square", "bottom half", "right half", "random 75%")
+PANELS = ("original", "what the model sees", "VAE repair", "nearest neighbour")
+HIDDEN = np.array([40, 70, 140], dtype=np.uint8)  # missing pixels are drawn dark blue
+
+
+def _rgb(image: torch.Tensor, mask: torch.Tensor | None = None) -> np.ndarray:
+    grey = (image.squeeze().clamp(0, 1).numpy() * 255).astype(np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    if mask is not None:
+        rgb[mask.squeeze().numpy()] = HIDDEN
+    return rgb
+
+
+def strip(panels: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Side-by-side RGB images with white gaps."""
+    h = panels[0].shape[0]
+    sep = np.full((h, gap, 3), 255, dtype=np.uint8)
+    out = [panels[0]]
+    for p in panels[1:]:
+        out += [sep, p]
+    return np.concatenate(out, axis=1)
+
+
+@torch.no_grad()
+def precompute(vae, images, train_x, kinds=KINDS, steps: int = 100, seed: int = 0) -> dict:
+    """For each mask kind: masks, the VAE's repairs and the nearest-neighbour repairs of `images`
+    (on the CPU), and the PSNR of both on the hidden pixels. On one CPU thread: these small
+    batches gain nothing from two, and lose much when another program keeps the second core busy."""
+    with single_thread():
+        return {kind: _repairs(vae, images, train_x, kind, seed + i, steps) for i, kind in enumerate(kinds)}
+
+
+def _repairs(vae, images, train_x, kind, seed, steps):
+    masks = make_masks(kind, len(images), torch.Generator().manual_seed(seed)).to(images.device)
+    observed = images * ~masks
+    vae_fix = inpaint_latent(vae, observed, masks, steps=steps)
+    nn_fix = fill_nearest(observed, masks, train_x)
+    return {"mask": masks.cpu(), "vae": vae_fix.cpu(), "nearest": nn_fix.cpu(),
+            "psnr_vae": psnr(vae_fix, images, masks).cpu(), "psnr_nearest": psnr(nn_fix, images, masks).cpu()}
+
+
+def inpainting_demo(vae, images, train_x, kinds=KINDS, steps: int = 100) -> Demo:
+    """A slider over `images` (test digits, (N, 1, 28, 28)) and a mask menu; shows the original,
+    the masked digit, the VAE's repair (latent fit, `gh.restore.inpaint_latent`) and the
+    nearest training digit's pixels (`gh.restore.fill_nearest`), with their PSNR on the hidden
+    pixels. `demo.show(index, kind)` is the callback; bad input becomes a message in the widget."""
+    if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28) or not len(images):
+        raise ValueError("images must be test digits (N, 1, 28, 28), e.g. mnist.test_x[:40]; got "
+                         f"{getattr(images, 'shape', type(images).__name__)}")
+    table = precompute(vae, images, train_x, kinds, steps)
+    originals = images.detach().cpu()
+    slider = W.IntSlider(0, min=0, max=len(images) - 1, description="test digit", continuous_update=True)
+    menu = W.Dropdown(options=list(kinds), value=kinds[0], description="mask")
+    picture = W.Image(format="png", layout=W.Layout(width="480px"))
+    heading = W.HTML(" · ".join(PANELS))
+    label = W.HTML()
+    state = {"index": 0, "kind": kinds[0]}
+    watch = Stopwatch()
+
+    def panels(index, kind):
+        t = table[kind]
+        m = t["mask"][index]
+        return [_rgb(originals[index]), _rgb(originals[index] * ~m, m), _rgb(t["vae"][index]),
+                _rgb(t["nearest"][index])]
+
+    @watch
+    def show(index, kind):
+        """Show test digit `index` with mask `kind`; return {"vae": dB, "nearest": dB}, or None."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(images):
+            label.value = f"⚠ pick a test digit by its number, 0 to {len(images) - 1} (got {index!r:.40})"
+            return None
+        if kind not in table:
+            label.value = f"⚠ unknown mask {kind!r:.40}: choose one of {', '.join(kinds)}"
+            return None
+        state.update(index=int(index), kind=kind)
+        picture.value = png_bytes(strip(panels(index, kind)), scale=4)
+        result = {"vae": table[kind]["psnr_vae"][index].item(), "nearest": table[kind]["psnr_nearest"][index].item()}
+        label.value = (f"PSNR on the hidden pixels: VAE <b>{result['vae']:.1f} dB</b>, "
+                       f"nearest neighbour {result['nearest']:.1f} dB (higher is better)")
+        return result
+
+    def snapshot():
+        fig, axes = plt.subplots(1, 4, figsize=(7, 2.2), dpi=80)
+        for ax, p, title in zip(axes, panels(state["index"], state["kind"]), PANELS):
+            ax.imshow(p)
+            ax.set_title(title, fontsize=9)
+            ax.set_axis_off()
+        r = table[state["kind"]]
+        fig.suptitle(f"mask: {state['kind']}; PSNR VAE {r['psnr_vae'][state['index']]:.1f} dB, "
+                     f"nearest {r['psnr_nearest'][state['index']]:.1f} dB", fontsize=9)
+        return figure_png(fig)
+
+    slider.observe(lambda ch: show(ch["new"], menu.value), "value")
+    menu.observe(lambda ch: show(slider.value, ch["new"]), "value")
+    show(0, kinds[0])
+    demo = Demo([W.HBox([slider, menu]), heading, picture, label], snapshot, watch)
+    demo.show, demo.slider, demo.menu, demo.picture, demo.label = show, slider, menu, picture, label
+    demo.table, demo.images = table, originals
     return demo

@@ -1,27 +1,7 @@
-import socket
 
-import pytest
 import torch
 
 from genai_helpers import data
-
-
-@pytest.fixture
-def data_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENAI_DATA", str(tmp_path))
-    monkeypatch.delenv("GENAI_OFFLINE", raising=False)
-    data._CACHE.clear()
-    return tmp_path
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*a, **k):
-        raise ConnectionRefusedError("network blocked by the test")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
 def test_sample_split_is_fixed_balanced_and_disjoint(data_root, monkeypatch):
@@ -41,29 +21,11 @@ def test_sample_split_is_fixed_balanced_and_disjoint(data_root, monkeypatch):
     assert torch.equal(again.test_images, m.test_images)
 
 
-
-
-def write_idx(path, magic, count, item, fill=0):
-    header = magic.to_bytes(4, "big") + count.to_bytes(4, "big")
-    header += (28).to_bytes(4, "big") * 2 if magic == 2051 else b""
-    path.write_bytes(header + bytes([fill]) * (count * item))
-
-
-def fake_full_mnist(root):
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name, (magic, count, item) in data.MNIST_FILES.items():
-        write_idx(raw / name, magic, count, item)
-    return raw
-
-
-def test_full_mnist_in_data_folder_is_used(data_root):
+def test_full_mnist_in_data_folder_is_used(fake_full_mnist, data_root):
     fake_full_mnist(data_root)
     assert data.mnist_source().kind == "full"
     m = data.load_mnist(device="cpu", quick=False)
     assert m.source == "full" and m.train_images.shape == (60000, 1, 28, 28)
-
-
 
 
 def test_ring_has_eight_distinct_centres():

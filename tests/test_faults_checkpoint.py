@@ -6,9 +6,8 @@ from torch import nn
 
 import genai_helpers as gh
 from genai_helpers.checkpoint import CheckpointError
-from test_train import task
 
-def test_load_checkpoint_of_another_architecture_names_the_mismatch(tmp_path):
+def test_load_checkpoint_of_another_architecture_names_the_mismatch(task, tmp_path):
     model, opt, _ = task()
     gh.save_checkpoint(tmp_path / "a.pt", {"model": model, "opt": opt})
     other = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
@@ -16,7 +15,7 @@ def test_load_checkpoint_of_another_architecture_names_the_mismatch(tmp_path):
         gh.load_checkpoint(tmp_path / "a.pt", {"model": other, "opt": gh.adam(other.parameters())})
     with pytest.raises(CheckpointError, match="is a Sequential in the checkpoint but a VAE here"):
         gh.load_checkpoint(tmp_path / "a.pt", {"model": gh.vae.VAE(2), "opt": opt})
-def test_random_bytes_and_plain_state_dicts_are_not_checkpoints(tmp_path):
+def test_random_bytes_and_plain_state_dicts_are_not_checkpoints(task, tmp_path):
     model, opt, _ = task()
     junk = tmp_path / "junk.pt"
     junk.write_bytes(bytes(range(256)) * 40)
@@ -26,7 +25,7 @@ def test_random_bytes_and_plain_state_dicts_are_not_checkpoints(tmp_path):
     torch.save(model.state_dict(), plain)
     with pytest.raises(CheckpointError, match="not a genai_helpers checkpoint"):
         gh.load_checkpoint(plain, {"model": model})
-def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path):
+def test_save_is_atomic_and_leaves_no_temporary_files(task, tmp_path):
     model, opt, _ = task()
     for _ in range(3):
         gh.save_checkpoint(tmp_path / "a.pt", {"model": model, "opt": opt})
@@ -40,7 +39,7 @@ class Payload:
         return (exec, ("open('PWNED', 'w').write('pwned')",))
 
 
-def test_a_pickle_that_would_run_code_is_refused_not_executed(tmp_path, monkeypatch):
+def test_a_pickle_that_would_run_code_is_refused_not_executed(task, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model, opt, _ = task()
     evil = tmp_path / "evil.pt"
@@ -60,7 +59,7 @@ def test_a_checkpoint_from_another_chapter_names_what_differs(tmp_path):
     assert "the checkpoint has 'D', which is not given here" in msg and "'model' is not in the checkpoint" in msg
 
 
-def test_a_truncated_checkpoint_is_damaged_not_a_traceback(tmp_path):
+def test_a_truncated_checkpoint_is_damaged_not_a_traceback(task, tmp_path):
     model, opt, _ = task()
     path = gh.save_checkpoint(tmp_path / "a.pt", {"model": model, "opt": opt})
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -68,9 +67,7 @@ def test_a_truncated_checkpoint_is_damaged_not_a_traceback(tmp_path):
         gh.load_checkpoint(path, {"model": model})
 
 
-def test_fit_sets_a_damaged_cache_aside_and_trains_anew(tmp_path, capsys):
-    from test_train import regression
-
+def test_fit_sets_a_damaged_cache_aside_and_trains_anew(regression, task, tmp_path, capsys):
     path = tmp_path / "reg.pt"
     path.write_bytes(b"\x00" * 1000)
     model, opt, step = task()

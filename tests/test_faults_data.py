@@ -4,11 +4,10 @@ import pytest
 
 from genai_helpers import data
 from genai_helpers.data import DataError
-from test_data import data_root, fake_full_mnist  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garble", "delete"])
-def test_corrupt_file_names_the_file_and_the_fix(data_root, damage):  # noqa: F811
+def test_corrupt_file_names_the_file_and_the_fix(fake_full_mnist, data_root, damage):
     raw = fake_full_mnist(data_root)
     bad = raw / "t10k-images-idx3-ubyte"
     if damage == "truncate":
@@ -23,7 +22,7 @@ def test_corrupt_file_names_the_file_and_the_fix(data_root, damage):  # noqa: F8
     assert "t10k-images-idx3-ubyte" in msg and "delete" in msg and "GENAI_OFFLINE" in msg
 
 
-def test_a_broken_offline_sample_package_says_how_to_install_it(data_root, monkeypatch):  # noqa: F811
+def test_a_broken_offline_sample_package_says_how_to_install_it(data_root, monkeypatch):
     import builtins
 
     real_import = builtins.__import__

@@ -13,10 +13,8 @@ from hypothesis import strategies as st
 
 import genai_helpers as gh
 from genai_helpers import checks
-from genai_helpers import seq2seq as S
 from genai_helpers.checks import CheckFailed
 from genai_helpers.dates import DateCorpus
-from test_seq2seq import untrained  # noqa: F401 (fixture)
 
 CHECKERS = [f for name, f in inspect.getmembers(checks, inspect.isfunction) if name.startswith("check_")]
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]
@@ -63,7 +61,7 @@ MODELS = {
     "VAE.decode": lambda: gh.vae.VAE(4).decode,
     "DCGANGenerator": lambda: gh.gan.DCGANGenerator(8, 4).eval(),
     "DCGANDiscriminator": lambda: gh.gan.DCGANDiscriminator(4),
-    "MnistClassifier": lambda: gh.metrics.MnistClassifier(4),
+    "MnistClassifier": lambda: gh.classifier.MnistClassifier(4),
 }
 
 
@@ -135,8 +133,8 @@ date_like = st.text(alphabet=DateCorpus().characters() + "😀ж\u00a0\t", max_s
 
 @settings(max_examples=300, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(text=unicode_text | date_like | st.sampled_from(["28 nov 2026", "2026年11月28日", "3/4/26"]))
-def test_translate_never_raises(untrained, text):  # noqa: F811
-    t = S.translate(untrained, text)
+def test_translate_never_raises(untrained, text):
+    t = gh.translator.translate(untrained, text)
     assert isinstance(t.message, str)
     assert t.iso is None or (len(t.iso) == 10 and t.iso[4] == "-")
     assert t.iso is not None or t.message  # no date always comes with a reason
@@ -144,8 +142,8 @@ def test_translate_never_raises(untrained, text):  # noqa: F811
 
 @settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_OK)
 @given(text=unicode_text | date_like)
-def test_date_widget_callback_never_raises(untrained, text):  # noqa: F811
-    from genai_helpers.translator import date_translator
+def test_date_widget_callback_never_raises(untrained, text):
+    from genai_helpers.widgets import date_translator
 
     demo = date_translator(untrained, examples=("28 nov 2026",))
     t = demo.update(text)

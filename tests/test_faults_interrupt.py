@@ -7,9 +7,8 @@ import threading
 import pytest
 
 import genai_helpers as gh
-from test_train import regression, run, task
 
-def test_keyboard_interrupt_keeps_model_and_history_and_continues():
+def test_keyboard_interrupt_keeps_model_and_history_and_continues(regression, run, task):
     model, opt, step = task()
     data = regression()
     calls = {"n": 0}
@@ -31,7 +30,7 @@ def test_keyboard_interrupt_keeps_model_and_history_and_continues():
     assert hist.losses["loss"] == pytest.approx(ref.losses["loss"], abs=1e-6)
 
 
-def test_a_real_sigint_stops_at_a_step_boundary_and_fit_continues():
+def test_a_real_sigint_stops_at_a_step_boundary_and_fit_continues(regression, run, task):
     """What Jupyter's interrupt button does: SIGINT to the kernel while a step is running."""
     model, opt, step = task()
     data = regression()

@@ -5,9 +5,8 @@ import copy
 import torch
 
 import genai_helpers as gh
-from test_train import regression, task
 
-def test_nan_stops_names_the_step_and_restores_last_good_weights(capsys):
+def test_nan_stops_names_the_step_and_restores_last_good_weights(regression, task, capsys):
     model, opt, step = task()
     x, y = regression()
     seen = {}
@@ -32,7 +31,7 @@ def test_nan_stops_names_the_step_and_restores_last_good_weights(capsys):
     hist = gh.fit(step, (x, y), state={"model": model, "opt": opt}, epochs=3, batch_size=32,
                   history=hist, plot=False, progress=False)
     assert hist.stopped is None and hist.epoch == 3
-def test_huge_learning_rate_is_caught():
+def test_huge_learning_rate_is_caught(regression, task):
     model, opt, step = task(lr=1e30)
     hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=5, batch_size=32,
                   plot=False, progress=False)

@@ -8,9 +8,8 @@ import time
 import pytest
 
 from genai_helpers import data
-from test_data import data_root, no_network  # noqa: F401, F811 (fixtures)
 
-def test_falls_back_fast_with_network_blocked(data_root, no_network, capsys):  # noqa: F811
+def test_falls_back_fast_with_network_blocked(data_root, no_network, capsys):
     t = time.perf_counter()
     src = data.mnist_source()
     m = data.load_mnist(device="cpu")
@@ -20,13 +19,13 @@ def test_falls_back_fast_with_network_blocked(data_root, no_network, capsys):  #
     assert "offline MNIST sample" in capsys.readouterr().out
 
 
-def test_offline_flag_skips_the_network(data_root, monkeypatch):  # noqa: F811
+def test_offline_flag_skips_the_network(data_root, monkeypatch):
     monkeypatch.setenv("GENAI_OFFLINE", "1")
     monkeypatch.setattr(data, "_reachable", lambda *a, **k: pytest.fail("probed the network"))
     assert data.mnist_source().kind == "sample"
 
 
-def test_setup_and_doctor_work_offline(data_root, no_network, capsys):  # noqa: F811
+def test_setup_and_doctor_work_offline(data_root, no_network, capsys):
     import genai_helpers as gh
 
     t = time.perf_counter()
@@ -36,7 +35,7 @@ def test_setup_and_doctor_work_offline(data_root, no_network, capsys):  # noqa: 
     assert "no network" in env.data_source and "no network" in capsys.readouterr().out
 
 
-def test_a_download_that_fails_falls_back_and_says_why(data_root, monkeypatch, capsys):  # noqa: F811
+def test_a_download_that_fails_falls_back_and_says_why(data_root, monkeypatch, capsys):
     monkeypatch.setattr(data, "_reachable", lambda *a, **k: True)  # the probe passes ...
     monkeypatch.setattr(socket, "create_connection",
                         lambda *a, **k: (_ for _ in ()).throw(ConnectionResetError("reset by the test")))

@@ -3,9 +3,8 @@
 import torch
 
 import genai_helpers as gh
-from test_train import regression, task
 
-def test_out_of_memory_suggests_a_smaller_batch_and_keeps_the_model():
+def test_out_of_memory_suggests_a_smaller_batch_and_keeps_the_model(regression, task):
     model, opt, step = task()
     calls = {"n": 0}
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genai_helpers import article, gan, losses, metrics, schedules, widgets
+from genai_helpers import article, classifier, gan, losses, maths, metrics, runtime, schedules, widgets
 from genai_helpers.data import ring_centres
 
 
@@ -67,8 +67,12 @@ def test_linear_decay_and_resume():
     assert seen[:6] == [1.0] * 6 and seen[-1] == 0.0 and seen[7] == pytest.approx(0.5)
     resumed = schedules.LinearDecay([opt], total_steps=20, fraction=0.5)  # the optimiser knows 10 steps
     assert resumed() == pytest.approx(0.9)
-    with pytest.raises(ValueError):
-        schedules.LinearDecay([opt], total_steps=10, fraction=0)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError):
+            schedules.LinearDecay([opt], total_steps=10, fraction=bad)
+    lr = opt.param_groups[0]["lr"]
+    counter = schedules.LinearDecay([opt], total_steps=10, fraction=0)  # only counts: rates stay
+    assert counter() == 1.0 and counter.done == 11 and opt.param_groups[0]["lr"] == lr
 
 
 def test_packed_discriminator_stacks_samples_along_dim_1():
@@ -117,7 +121,7 @@ def test_ring_monitor_counts_modes_of_a_perfect_generator():
 
 def test_mnist_monitor_records_and_round_trips(tmp_path):
     G = gan.DCGANGenerator(8, 4)
-    clf = metrics.MnistClassifier()
+    clf = classifier.MnistClassifier()
     ref = metrics.classifier_features(clf, torch.rand(50, 1, 28, 28))
     mon = gan.MnistMonitor(G, clf, ref, every=5, n=40, n_grid=3)
     mon(0)
@@ -166,9 +170,9 @@ def test_real_keras_reports_the_articles_bugs():
 
 def test_slerp_endpoints_and_norm():
     z0, z1 = torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 3.0]])
-    assert torch.allclose(widgets.slerp(z0, z1, 0.0), z0, atol=1e-5)
-    assert torch.allclose(widgets.slerp(z0, z1, 1.0), z1, atol=1e-5)
-    mid = widgets.slerp(z0.expand(5, 2), z1.expand(5, 2), torch.linspace(0, 1, 5))
+    assert torch.allclose(maths.slerp(z0, z1, 0.0), z0, atol=1e-5)
+    assert torch.allclose(maths.slerp(z0, z1, 1.0), z1, atol=1e-5)
+    mid = maths.slerp(z0.expand(5, 2), z1.expand(5, 2), torch.linspace(0, 1, 5))
     assert torch.allclose(mid.norm(dim=1), torch.full((5,), 3.0), atol=1e-4)
 
 
@@ -196,12 +200,12 @@ def test_losses_from_logits_match_the_hand_computation_at_extremes():
 
 def test_single_thread_restores_the_thread_count():
     before = torch.get_num_threads()
-    with gan.single_thread():
+    with runtime.single_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 
 
 def test_class_shares_sum_to_one():
-    clf = metrics.MnistClassifier()
+    clf = classifier.MnistClassifier()
     shares = metrics.class_shares(clf, torch.rand(50, 1, 28, 28))
     assert shares.shape == (10,) and shares.sum().item() == pytest.approx(1.0)

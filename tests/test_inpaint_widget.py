@@ -4,7 +4,7 @@ import base64
 import pytest
 import torch
 
-from genai_helpers import inpaint_demo, restore
+from genai_helpers import restore, widgets
 from genai_helpers import vae as vae_mod
 
 
@@ -15,7 +15,7 @@ def demo():
     g = torch.Generator().manual_seed(0)
     images = (torch.rand(6, 1, 28, 28, generator=g) > 0.7).float()
     train = (torch.rand(30, 1, 28, 28, generator=g) > 0.7).float()
-    return inpaint_demo.inpainting_demo(model, images, train, steps=5)
+    return widgets.inpainting_demo(model, images, train, steps=5)
 
 
 def test_callback_changes_the_picture_fast_and_keeps_observed_pixels(demo):
@@ -50,7 +50,7 @@ def test_bad_input_is_a_message_in_the_widget(demo):
 
 def test_bad_images_are_refused_with_advice():
     with pytest.raises(ValueError, match="test digits"):
-        inpaint_demo.inpainting_demo(vae_mod.VAE(16), torch.zeros(3, 28, 28), torch.zeros(5, 1, 28, 28))
+        widgets.inpainting_demo(vae_mod.VAE(16), torch.zeros(3, 28, 28), torch.zeros(5, 1, 28, 28))
 
 
 def test_static_fallback_is_a_png(demo):

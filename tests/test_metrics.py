@@ -6,7 +6,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
 
 import genai_helpers as gh
-from genai_helpers import metrics
+from genai_helpers import classifier, metrics
 from genai_helpers.data import ring_centres, ring_of_gaussians
 
 CENTRES = ring_centres()
@@ -118,7 +118,7 @@ def test_inception_score_extremes():
 
 
 def test_images_must_be_mnist_shaped_and_in_unit_range():
-    clf = metrics.MnistClassifier()
+    clf = classifier.MnistClassifier()
     with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
         metrics.class_probs(clf, torch.rand(4, 784))
     with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
@@ -129,12 +129,12 @@ def test_classifier_reaches_97_percent_on_the_offline_split():
     """Trains the course classifier (cached in the session's checkpoint folder, which the
     notebooks executed later in the same pytest run reuse)."""
     mnist = gh.load_mnist(device="cpu")
-    clf = metrics.mnist_classifier(mnist)
-    acc = metrics.accuracy(clf, mnist.test_x, mnist.test_labels)
+    clf = classifier.mnist_classifier(mnist)
+    acc = classifier.accuracy(clf, mnist.test_x, mnist.test_labels)
     assert acc >= 0.97, f"test accuracy {acc:.3f}"
     # a cache hit gives the same model
-    again = metrics.mnist_classifier(mnist)
-    assert metrics.accuracy(again, mnist.test_x, mnist.test_labels) == acc
+    again = classifier.mnist_classifier(mnist)
+    assert classifier.accuracy(again, mnist.test_x, mnist.test_labels) == acc
     # evaluate_images on real digits: every class present, confident
     r = metrics.evaluate_images(clf, mnist.test_x, metrics.classifier_features(clf, mnist.train_x))
     assert r["min_class_share"] > 0.07 and r["inception_score"] > 8

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from genai_helpers import dates, translator
 from genai_helpers import seq2seq as S
-from genai_helpers.dates import DateCorpus, Vocab
+from genai_helpers.dates import Vocab
 
 
 def tiny(attention=True, seed=0, scale=3.0):
@@ -101,8 +102,8 @@ def test_exact_match():
 
 def test_training_learns_and_the_checkpoint_is_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("GENAI_CHECKPOINTS", str(tmp_path))
-    data = S.date_data(2560, n_test=500, device=torch.device("cpu"))
-    before = S.accuracy(S.Seq2Seq(data.src_vocab, data.tgt_vocab, hidden=32, dec_hidden=64), data["valid"])
+    data = dates.date_data(2560, n_test=500, device=torch.device("cpu"))
+    before = S.exact_match_rate(S.Seq2Seq(data.src_vocab, data.tgt_vocab, hidden=32, dec_hidden=64), data["valid"])
     model, hist = S.train_seq2seq(data, steps=40, batch_size=64, size={"hidden": 32, "dec_hidden": 64},
                                   name="tiny", plot=False)
     assert hist.losses["loss"][-1] < hist.losses["loss"][0] - 0.5
@@ -111,17 +112,8 @@ def test_training_learns_and_the_checkpoint_is_reused(tmp_path, monkeypatch):
                                    name="tiny", plot=False)
     assert hist2.step == hist.step and all(torch.equal(a, b) for a, b in
                                            zip(model.state_dict().values(), again.state_dict().values()))
-    t = S.translate(again, data.pairs["test"].src[0])
+    t = translator.translate(again, data.pairs["test"].src[0])
     assert t.attention is not None and t.attention.shape[1] == len(t.source)
-
-
-@pytest.fixture(scope="module")
-def untrained():
-    corpus = DateCorpus()
-    torch.manual_seed(0)
-    m = S.Seq2Seq(Vocab(corpus.characters()), Vocab("0123456789- "), hidden=16, dec_hidden=16)
-    m.max_src_len, m.locales = 40, corpus.locales
-    return m.eval()
 
 
 def test_translate_messages(untrained):
@@ -129,11 +121,11 @@ def test_translate_messages(untrained):
              "🎂🎉": "does not look like a date", "28 ноября 2026": "does not look like a date",
              None: "as a string", 12: "as a string"}
     for text, words in cases.items():
-        t = S.translate(untrained, text)
+        t = translator.translate(untrained, text)
         assert words in t.message and t.iso is None, (text, t)
-    t = S.translate(untrained, "28 novembre 2026 😀")
+    t = translator.translate(untrained, "28 novembre 2026 😀")
     assert "'😀'" in t.message and t.attention.shape[1] == len("28 novembre 2026 😀")
-    iso, attention = S.translate(untrained, "28 novembre 2026")
+    iso, attention = translator.translate(untrained, "28 novembre 2026")
     assert attention is not None and (iso is None or len(iso) == 10)
     with pytest.raises(TypeError, match="reference_translator"):
-        S.translate("not a model", "28 novembre 2026")
+        translator.translate("not a model", "28 novembre 2026")

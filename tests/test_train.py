@@ -6,37 +6,7 @@ from torch import nn
 import genai_helpers as gh
 
 
-def regression(n=256, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 4, generator=g)
-    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(n, generator=g)
-    return x, y
-
-
-def task(seed=0, lr=0.05):
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
-    opt = gh.adam(model.parameters(), lr=lr)
-
-    def step(batch):
-        x, y = batch
-        loss = (model(x).squeeze(1) - y).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return {"loss": loss}
-
-    return model, opt, step
-
-
-def run(epochs, **kw):
-    model, opt, step = task()
-    hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=epochs,
-                  batch_size=32, plot=False, progress=False, **kw)
-    return model, opt, hist
-
-
-def test_fit_learns_and_records_history():
+def test_fit_learns_and_records_history(run):
     model, opt, hist = run(5, eval_fn=lambda: {"val": torch.tensor(1.5)})
     assert hist.epoch == 5 and hist.step == 5 * 8 and hist.batch == 0
     assert len(hist.losses["loss"]) == 40
@@ -45,20 +15,14 @@ def test_fit_learns_and_records_history():
     assert not model.training  # left in eval mode
 
 
-def test_step_must_return_a_dict():
+def test_step_must_return_a_dict(regression, task):
     model, opt, _ = task()
     with pytest.raises(TypeError, match="dict of scalar losses"):
         gh.fit(lambda b: 1.0, regression(), state={"model": model}, epochs=1, batch_size=32,
                plot=False, progress=False)
 
 
-
-
-
-
-
-
-def test_checkpoint_round_trip_resumes_at_the_same_step_with_the_same_optimiser(tmp_path):
+def test_checkpoint_round_trip_resumes_at_the_same_step_with_the_same_optimiser(regression, run, task, tmp_path):
     path = tmp_path / "reg.pt"
     _, _, ref = run(4)
     m1, o1, h1 = run(2, checkpoint=path)
@@ -72,7 +36,7 @@ def test_checkpoint_round_trip_resumes_at_the_same_step_with_the_same_optimiser(
     assert payload["state"]["opt"]["state"][0]["step"].item() == 32
 
 
-def test_finished_checkpoint_is_a_cache_hit(tmp_path, capsys):
+def test_finished_checkpoint_is_a_cache_hit(regression, run, task, tmp_path, capsys):
     path = tmp_path / "reg.pt"
     run(2, checkpoint=path)
     model, opt, step = task(seed=5)
@@ -82,7 +46,7 @@ def test_finished_checkpoint_is_a_cache_hit(tmp_path, capsys):
     assert calls == [] and hist.epoch == 2 and "Loaded" in capsys.readouterr().out
 
 
-def test_stale_cache_is_retrained_not_loaded(tmp_path, capsys):
+def test_stale_cache_is_retrained_not_loaded(regression, run, tmp_path, capsys):
     path = tmp_path / "reg.pt"
     run(1, checkpoint=path, config={"width": 16})
     torch.manual_seed(0)
@@ -97,7 +61,7 @@ def test_stale_cache_is_retrained_not_loaded(tmp_path, capsys):
     assert (tmp_path / "reg.stale.pt").exists()
 
 
-def test_eval_every_steps_records_step_epoch_and_seconds():
+def test_eval_every_steps_records_step_epoch_and_seconds(regression, task):
     model, opt, step = task()
     seen = []
     hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=2, batch_size=32,
@@ -133,6 +97,6 @@ def test_cpu_autocast_only_where_it_pays(monkeypatch, conv, cpu_bf16, expected):
 
 def test_checkpoint_names_with_dots_stay_in_the_checkpoint_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("GENAI_CHECKPOINTS", str(tmp_path))
-    assert gh.train.checkpoint_path("vae_latent16_beta-0.0") == tmp_path / "vae_latent16_beta-0.0-quick.pt"
-    assert gh.train.checkpoint_path("elsewhere/model.pt") == gh.train.Path("elsewhere/model.pt")
-    assert gh.train.checkpoint_path("model.pt") == gh.train.Path("model.pt")
+    assert gh.checkpoint.checkpoint_path("vae_latent16_beta-0.0") == tmp_path / "vae_latent16_beta-0.0-quick.pt"
+    assert gh.checkpoint.checkpoint_path("elsewhere/model.pt") == gh.checkpoint.Path("elsewhere/model.pt")
+    assert gh.checkpoint.checkpoint_path("model.pt") == gh.checkpoint.Path("model.pt")

@@ -1,6 +1,6 @@
 import torch
 
-from genai_helpers import losses, vae
+from genai_helpers import classifier, losses, vae
 
 
 def model_and_batch():
@@ -51,7 +51,7 @@ def test_shapes_sample_and_shift():
     m, x = model_and_batch()
     assert m.sample(3).shape == (3, 1, 28, 28)
     assert m.reconstruct(x).shape == x.shape
-    y = vae.random_shift(x, 1)
+    y = classifier.random_shift(x, 1)
     assert y.shape == x.shape
     # every output is the input moved by at most one pixel: its centre 26x26 is somewhere in x
     for i in range(len(x)):

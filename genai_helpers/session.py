@@ -1,0 +1,66 @@
+"""The session: `setup()` seeds everything, picks the device, reads the quick/offline flags,
+decides where MNIST comes from and prints one line; `env()` and `device()` read what it chose.
+
+It sits above `runtime` and `data` (both import nothing from here), so they form no cycle.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+
+from .data import mnist_source
+from .runtime import __version__, is_offline, is_quick, pick_device, seed_everything
+
+NOT_SET_UP = "not decided yet (gh.setup() decides it)"
+
+
+@dataclass(frozen=True)
+class Env:
+    device: torch.device
+    seed: int
+    quick: bool
+    offline: bool
+    data_source: str
+
+    def __str__(self) -> str:
+        dev = self.device.type
+        if dev == "cuda":
+            dev = f"cuda ({torch.cuda.get_device_name(self.device)})"
+        elif dev == "cpu":
+            dev = f"cpu ({torch.get_num_threads()} threads)"
+        mode = "quick mode" if self.quick else "full mode"
+        py = ".".join(map(str, sys.version_info[:3]))
+        return (f"genai_helpers {__version__} | python {py} | torch {torch.__version__} | {dev} | "
+                f"{mode} | seed {self.seed} | data: {self.data_source}")
+
+
+_ENV: Env | None = None
+
+
+def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
+    """Seed everything, pick the device, read GENAI_QUICK/GENAI_OFFLINE, print one line.
+
+    The data source is what `gh.load_mnist()` will use; deciding it may probe the
+    network for at most a few seconds (never with GENAI_OFFLINE=1).
+    """
+    global _ENV
+    seed_everything(seed)
+    _ENV = Env(pick_device(device), seed, is_quick(), is_offline(), mnist_source().description)
+    if not quiet:
+        print(_ENV)
+    return _ENV
+
+
+def env() -> Env:
+    """The environment of the last `setup()`; without one, the defaults (nothing is seeded, and
+    the data source is not probed: that is `setup()`'s job, not a side effect of reading this)."""
+    if _ENV is None:
+        return Env(pick_device(), 0, is_quick(), is_offline(), NOT_SET_UP)
+    return _ENV
+
+
+def device() -> torch.device:
+    """The device of the last `setup()` (or the best one here)."""
+    return env().device
