@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
+from . import diagnose as diagnose_
 from .checkpoint import (CheckpointError, load_checkpoint, mismatches, read_checkpoint,
                          restore_rng, save_checkpoint)
 from .runtime import cpu_has_bf16, data_dir, is_quick
@@ -42,6 +43,7 @@ class History:
     step: int = 0  # optimisation steps done in all
     seconds: float = 0.0  # training time, evaluation included
     stopped: str | None = None  # why the last fit stopped early (NaN, Ctrl-C, out of memory)
+    diagnoses: list = field(default_factory=list)  # gh.diagnose: {"kind", "step", "message"} each
 
     def epoch_mean(self, key: str, epoch: int = -1, steps_per_epoch: int | None = None) -> float:
         """Mean of a per-step loss over one epoch (default: the last complete one)."""
@@ -177,7 +179,7 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         eval_fn=None, checkpoint=None, config: dict | None = None, checkpoint_every: int | None = None,
         seed: int = 0, desc: str = "training", plot: bool = True, progress: bool = True,
         log_every: int | None = None, amp: bool = True, shuffle: bool = True,
-        drop_last: bool = True, eval_every: int | None = None) -> History:
+        drop_last: bool = True, eval_every: int | None = None, diagnose=True) -> History:
     """Train until `epochs` epochs are done; returns the History (pass it back to continue).
 
     step: function(batch) -> dict of scalar loss tensors; it does backward and optimiser steps.
@@ -194,6 +196,9 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
     checkpoint_every: steps between checkpoints (default: every 30 s of training, and at the end).
     log_every: steps between reading losses back from the device (default 1 on CPU, 25 on GPU).
     amp: bf16 autocast where it pays (CUDA; convolutional models on CPUs with AMX); False: fp32.
+    diagnose: watch the run for posterior collapse, a winning discriminator, mode collapse,
+        divergence, overfitting and samples without variety (gh.diagnose); False: don't. A
+        gh.diagnose.Diagnostics may be given (e.g. one that knows the run's monitor).
     """
     data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
     device = data[0].device
@@ -231,6 +236,10 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
     pending: list = []  # per-step loss dicts not yet read back from the device
     last_save = [time.perf_counter(), history.step]
     t0, secs0 = time.perf_counter(), history.seconds
+    watch = diagnose_.watcher(diagnose, history, eval_fn)  # diagnose: issue 17
+
+    def diagnosed(found):  # diagnose: new diagnoses into the history and the bar
+        diagnose_.report(found, history, bar, desc)
 
     def position():
         return history.epoch, history.batch, history.step
@@ -267,6 +276,8 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
             epoch = round(history.epoch + history.batch / n_batches, 3)
             history.evals.append({"epoch": epoch, "step": history.step, "seconds": round(history.seconds, 2),
                                   **_evaluate(eval_fn, modules)})
+            if watch is not None:  # diagnose
+                diagnosed(watch.after_eval(history.step, history.evals[-1]))
         last_eval[0] = history.step
         if live is not None:
             live.update(history)
@@ -280,9 +291,11 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         bad = (~torch.isfinite(values)).any(1).nonzero()
         first = history.step - len(pending)
         rows = values.tolist()
-        for row in rows[:int(bad[0]) if len(bad) else len(rows)]:
+        for i, row in enumerate(rows[:int(bad[0]) if len(bad) else len(rows)]):
             for k, v in zip(keys, row):
                 history.losses.setdefault(k, []).append(v)
+            if watch is not None:  # diagnose
+                diagnosed(watch.after_step(first + i + 1, dict(zip(keys, row))))
         pending.clear()
         if len(bad):
             i = int(bad[0])
@@ -349,6 +362,8 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
         for m in modules:
             m.eval()
     history.seconds = secs0 + time.perf_counter() - t0
+    if watch is not None:  # diagnose
+        diagnosed(watch.at_end(history.step, history.stopped))
     if history.stopped and not history.stopped.startswith("interrupted"):
         save(force=True)  # the restored, last good state
     if live is not None:
@@ -361,6 +376,8 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
               if history.evals else {})
         print(f"{desc}: done, {history.epoch} epochs in {history.seconds:.1f} s; last epoch {last}"
               + (f"; eval {ev}" if ev else ""))
+    if watch is not None and history.diagnoses:  # diagnose: the closing report
+        print(diagnose_.closing_report(history))
     return history
 
 
