@@ -422,9 +422,9 @@ class Diagnostics:
         since = self.evals[-VARIETY_PERSIST]["_step"]
         return self._new("no_variety", since, (
             f"the samples are nearly identical: their mean distance to each other is {float(v):.0%} of "
-            f"the data's, down from {best:.0%} (two evaluations in a row). A generator stuck on one output (complete mode "
-            "collapse) or a decoder that ignores z (posterior collapse) does this. Try: for a GAN, "
-            "PacGAN and a lower learning rate; for a VAE, a summed reconstruction and beta = 1."))
+            f"the data's, down from {best:.0%} (two evaluations in a row). A generator stuck on one "
+            "output (complete mode collapse) or a decoder that ignores z (posterior collapse) does "
+            "this. Try: for a GAN, PacGAN and a lower learning rate; for a VAE, a summed reconstruction and beta = 1."))
 
     def _overfitting(self, step) -> list[Diagnosis]:
         e = self.evals[-1]
