@@ -210,6 +210,10 @@ class Diagnostics:
             m.setdefault("_train_loss", _mean(self.train_since_eval))
             self.train_since_eval = []
         m["_step"] = step
+        snaps = getattr(self.monitor, "snapshots", None)  # a RingMonitor: variety of its samples
+        if "variety" not in m and "modes" in m and snaps and "samples" in snaps[-1]:
+            x, centres = snaps[-1]["samples"], self.monitor.centres
+            m["variety"] = variety(x, centres[torch.arange(min(len(x), 256)) % len(centres)])
         self.evals.append(m)
         out += self._mode_collapse(step, m) + self._no_variety(step, m)
         if not _from_monitor:

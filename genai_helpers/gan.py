@@ -370,8 +370,7 @@ class RingMonitor:
             dev = self.z.device
             surface = torch.sigmoid(self.D(self.grid.to(dev)).float()).view(n, n).cpu()
         self.snapshots.append({"samples": x.cpu(), "surface": surface, **r})
-        return {"modes": r["modes"], "high_quality": r["high_quality"],
-                "variety": variety(x, self.centres[torch.arange(len(x)) % len(self.centres)])}  # gh.diagnose
+        return {"modes": r["modes"], "high_quality": r["high_quality"]}
 
 
 def _feature_variety(classifier, images, reference_features) -> float:
