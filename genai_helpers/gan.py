@@ -16,6 +16,7 @@ from torch import nn
 from .checkpoint import checkpoint_path
 from .classifier import mnist_classifier
 from .data import MNIST
+from .diagnose import Diagnostics, variety
 from .losses import discriminator_loss, generator_loss_nonsaturating, generator_loss_saturating
 from .metrics import classifier_features, evaluate_images, mode_coverage
 from .runtime import evaluating, expect_input, pick
@@ -197,7 +198,7 @@ def make_step(G, D, opt_g, opt_d, loss: str = "nonsaturating", total_steps: int 
 def train_gan(G, D, data, *, steps: int, batch_size: int = 64, lr: float = 2e-4, betas=BETAS,
               loss: str = "nonsaturating", decay: float = 0.0, monitor=None, eval_fn=None,
               name: str | None = None, config: dict | None = None, seed: int = 0, plot: bool = True,
-              desc: str = "GAN") -> History:
+              desc: str = "GAN", diagnose: bool = True) -> History:
     """Train G and D on `data` (a tensor on the device) for about `steps` steps with `gh.fit`.
 
     Adam with beta1 = 0.5 for both players (Radford et al. 2016); see `make_step` for `decay`
@@ -211,7 +212,8 @@ def train_gan(G, D, data, *, steps: int, batch_size: int = 64, lr: float = 2e-4,
     return fit(make_step(G, D, opt_g, opt_d, loss, total, decay, monitor), data,
                state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, epochs=epochs,
                batch_size=batch_size, eval_fn=eval_fn, checkpoint=name, config=cfg, seed=seed,
-               desc=name or desc, plot=plot)
+               desc=name or desc, plot=plot,
+               diagnose=diagnose and Diagnostics(monitor=monitor or eval_fn))  # reads the monitor
 
 
 def scaled(mnist: MNIST) -> torch.Tensor:
@@ -236,12 +238,14 @@ class MnistMonitor:
 
     @torch.no_grad()
     def __call__(self, step: int) -> dict:
-        r = evaluate_images(self.classifier, self.G.sample(self.n, torch.Generator().manual_seed(self.seed)).float(),
-                            self.reference)
+        x = self.G.sample(self.n, torch.Generator().manual_seed(self.seed)).float()
+        r = evaluate_images(self.classifier, x, self.reference)
         with evaluating(self.G):
             grid = ((self.G(self.z).float() + 1) / 2).clamp(0, 1).cpu()
         rec = {"step": step, "fid": r["fid"], "inception_score": r["inception_score"],
-               "min_class_share": r["min_class_share"]}
+               "min_class_share": r["min_class_share"],
+               "class_shares": r["class_shares"].tolist(),  # for gh.diagnose: which digits are missing
+               "variety": _feature_variety(self.classifier, x, self.reference)}
         self.records = [x for x in self.records if x["step"] < step] + [rec]
         self.grids = self.grids[:len(self.records) - 1] + [grid]
         return rec
@@ -369,3 +373,9 @@ class RingMonitor:
             surface = torch.sigmoid(self.D(self.grid.to(dev)).float()).view(n, n).cpu()
         self.snapshots.append({"samples": x.cpu(), "surface": surface, **r})
         return {"modes": r["modes"], "high_quality": r["high_quality"]}
+
+
+def _feature_variety(classifier, images, reference_features) -> float:
+    """gh.diagnose.variety in the classifier's feature space (the FID features): samples'
+    mean pairwise distance over the real digits'."""
+    return variety(classifier_features(classifier, images[:256]), reference_features)

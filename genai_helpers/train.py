@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
+from .diagnose import closing_report, report, watcher
 from .checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, mismatches, read_checkpoint,
                          restore_rng, save_checkpoint)
 from .runtime import cpu_has_bf16, evaluating
@@ -47,6 +48,7 @@ class History:
     step: int = 0  # optimisation steps done in all
     seconds: float = 0.0  # training time, evaluation included
     stopped: str | None = None  # why the last fit stopped early (NaN, Ctrl-C, out of memory)
+    diagnoses: list = field(default_factory=list)  # gh.diagnose: {"kind", "step", "message"} each
 
     def epoch_mean(self, key: str, epoch: int = -1, steps_per_epoch: int | None = None) -> float:
         """Mean of a per-step loss over one epoch (default: the last complete one)."""
@@ -163,11 +165,11 @@ class Run:
 
     def __init__(self, step, data: tuple, *, state: dict, epochs: int, batch_size: int, history: History,
                  eval_fn, path: Path | None, meta: dict, checkpoint_every: int | None, seed: int,
-                 shuffle: bool, eval_every: int | None, desc: str, amp: bool):
+                 shuffle: bool, eval_every: int | None, desc: str, amp: bool, watch=None):
         self.step_fn, self.data, self.state, self.epochs, self.batch_size = step, data, state, epochs, batch_size
         self.history, self.eval_fn, self.path, self.meta = history, eval_fn, path, meta
         self.checkpoint_every, self.seed, self.shuffle, self.eval_every = checkpoint_every, seed, shuffle, eval_every
-        self.desc = desc
+        self.desc, self.watch = desc, watch  # watch: a gh.diagnose.Diagnostics, or None
         self.device = data[0].device
         self.modules = [v for v in state.values() if isinstance(v, nn.Module)]
         self.log_every = LOG_EVERY_CUDA if self.device.type == "cuda" else 1
@@ -276,11 +278,14 @@ class Run:
 
     # --- the moments a watcher follows --------------------------------------------------------
 
-    def record(self, keys: list, rows: list) -> None:
-        """Per-step losses read back from the device, all finite: the one place they enter the history."""
-        for row in rows:
+    def record(self, keys: list, rows: list, first: int) -> None:
+        """Per-step losses read back from the device, all finite (rows of steps first+1, ...): the one
+        place they enter the history, and where the diagnostics see them."""
+        for i, row in enumerate(rows):
             for k, v in zip(keys, row):
                 self.history.losses.setdefault(k, []).append(v)
+            if self.watch is not None:
+                self.diagnosed(self.watch.after_step(first + i + 1, dict(zip(keys, row))))
 
     def evaluate(self) -> None:
         """Run eval_fn (eval mode, no grad) and store its metrics with the epoch, step and seconds."""
@@ -289,6 +294,8 @@ class Run:
         if self.eval_fn is not None:
             h.evals.append({"epoch": round(h.epoch + h.batch / self.n_batches, 3), "step": h.step,
                             "seconds": round(h.seconds, 2), **_evaluate(self.eval_fn, self.modules)})
+            if self.watch is not None:
+                self.diagnosed(self.watch.after_eval(h.step, h.evals[-1]))
         self.last_eval = h.step
         if self.live is not None:
             self.live.update(h)
@@ -297,19 +304,25 @@ class Run:
         """The end of the run: save a restored state, draw the final plot, print one line."""
         h = self.history
         h.seconds = self.secs0 + time.perf_counter() - self.t0
+        if self.watch is not None:
+            self.diagnosed(self.watch.at_end(h.step, h.stopped))
         if h.stopped and not h.stopped.startswith("interrupted"):
             self.save(force=True)  # the restored, last good state
         if self.live is not None:
             self.live.update(h, final=True)
         if h.stopped:
-            print(f"STOPPED: {h.stopped}")
+            print(f"STOPPED: {h.stopped}" + closing_report(h))
             return h
         last = {k: round(h.epoch_mean(k, steps_per_epoch=self.n_batches), 4) for k in h.losses}
         ev = ({k: round(v, 4) for k, v in h.evals[-1].items() if k not in ("epoch", "step", "seconds")}
               if h.evals else {})
         print(f"{self.desc}: done, {h.epoch} epochs in {h.seconds:.1f} s; last epoch {last}"
-              + (f"; eval {ev}" if ev else ""))
+              + (f"; eval {ev}" if ev else "") + closing_report(h))
         return h
+
+    def diagnosed(self, found: list) -> None:
+        """New diagnoses: into the history, and their titles into the progress bar."""
+        report(found, self.history, self.bar, self.desc)
 
     # --- bookkeeping --------------------------------------------------------------------------
 
@@ -326,7 +339,7 @@ class Run:
         first = self.history.step - len(self.pending)
         rows = values.tolist()
         self.pending.clear()
-        self.record(keys, rows[:int(bad[0]) if len(bad) else len(rows)])
+        self.record(keys, rows[:int(bad[0]) if len(bad) else len(rows)], first)
         if not len(bad):
             return None
         i = int(bad[0])
@@ -369,7 +382,7 @@ class Run:
 def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: History | None = None,
         eval_fn=None, checkpoint=None, config: dict | None = None, checkpoint_every: int | None = None,
         seed: int = 0, desc: str = "training", plot: bool = True, progress: bool = True,
-        amp: bool = True, shuffle: bool = True, eval_every: int | None = None) -> History:
+        amp: bool = True, shuffle: bool = True, eval_every: int | None = None, diagnose=True) -> History:
     """Train until `epochs` epochs are done; returns the History (pass it back to continue).
 
     step: function(batch) -> dict of scalar loss tensors; it does backward and optimiser steps.
@@ -386,6 +399,9 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
     config: plain values (hyper-parameters) that must match for a checkpoint to be reused.
     checkpoint_every: steps between checkpoints (default: every 30 s of training, and at the end).
     amp: bf16 autocast where it pays (CUDA; convolutional models on CPUs with AMX); False: fp32.
+    diagnose: watch the run for posterior collapse, a winning discriminator, mode collapse,
+        divergence, overfitting and samples without variety, and say so once each (gh.diagnose);
+        False: don't; or a gh.diagnose.Diagnostics (e.g. one that knows the run's monitor).
     """
     data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
     meta = {"config": config or {}, "batch_size": batch_size, "seed": seed,
@@ -397,7 +413,8 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
     history.stopped = None
     run = Run(step, data, state=state, epochs=epochs, batch_size=batch_size, history=history,
               eval_fn=eval_fn, path=path, meta=meta, checkpoint_every=checkpoint_every, seed=seed,
-              shuffle=shuffle, eval_every=eval_every, desc=desc, amp=amp)
+              shuffle=shuffle, eval_every=eval_every, desc=desc, amp=amp,
+              watch=watcher(diagnose, history, eval_fn))
     if plot:
         from .plot import LivePlot  # matplotlib: slow, only when drawn
 

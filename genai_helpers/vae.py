@@ -14,6 +14,7 @@ from torch.distributions import Normal
 from .classifier import random_shift
 from .data import MNIST
 from .losses import bernoulli_nll, gaussian_kl
+from .diagnose import KL_ACTIVE_NATS, variety
 from .runtime import expect_input, pick
 from .train import History, adam, epochs_for, fit
 
@@ -84,12 +85,13 @@ def reparameterize(mu, logvar):
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
-def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce", y=None):
+def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce", y=None, terms: dict | None = None):
     """Per-image training loss and its two terms: (loss, reconstruction, KL).
 
     recon="bce" is the Bernoulli log-likelihood summed over pixels (the ELBO when beta=1);
     recon="mse_mean" is the article's mean squared error averaged over pixels (ERRATA 5).
     y: the labels, for a conditional model (chapter 05's model(x, y)).
+    terms: a dict that receives "kl_per_dim", the KL of each latent dimension per image (B, d).
     """
     out = model(x) if y is None else model(x, y)
     logits, mu, logvar = (t.float() for t in out)  # the loss in fp32 under bf16 autocast
@@ -100,6 +102,8 @@ def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce", y=None):
     else:
         raise ValueError(f"recon must be 'bce' or 'mse_mean', not {recon!r}")
     kl = gaussian_kl(mu, logvar)
+    if terms is not None:
+        terms["kl_per_dim"] = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
     return rec + beta * kl, rec, kl
 
 
@@ -141,11 +145,14 @@ def vae_step(model: VAE, opt, beta: float = 1.0, recon: str = "bce", shift: int 
         x, y = batch if isinstance(batch, tuple) else (batch, None)
         if shift:
             x = random_shift(x, shift)
-        loss, rec, kl = objective(model, x, beta, recon, y)
+        terms = {}
+        loss, rec, kl = objective(model, x, beta, recon, y, terms)
         opt.zero_grad(set_to_none=True)
         loss.mean().backward()
         opt.step()
-        return {"loss": loss.mean(), "reconstruction": rec.mean(), "kl": kl.mean()}
+        # kl_active: share of latent dimensions carrying information (gh.diagnose, posterior collapse)
+        active = (terms["kl_per_dim"].detach().mean(0) > KL_ACTIVE_NATS).float().mean()
+        return {"loss": loss.mean(), "reconstruction": rec.mean(), "kl": kl.mean(), "kl_active": active}
 
     return step
 
@@ -173,7 +180,8 @@ def train_vae(mnist: MNIST, *, epochs: int, latent_dim: int = 16, beta: float = 
     model = state["model"]
 
     def evaluate():
-        return {"test_neg_elbo": neg_elbo(model, mnist.test_x).mean()}
+        return {"test_neg_elbo": neg_elbo(model, mnist.test_x).mean(),  # variety: gh.diagnose
+                "variety": variety(model.sample(256, torch.Generator().manual_seed(0)), mnist.test_x)}
 
     config = dict(latent_dim=latent_dim, beta=beta, recon=recon, shift=shift, lr=lr,
                   data=mnist.source, model="VAE-conv-1")

@@ -1,0 +1,492 @@
+"""Training that explains itself: a watcher that recognises the usual failures of generative
+models in a run's logged numbers and says, in plain words, what is happening and what to try.
+
+`Diagnostics` is fed what a training loop already has: each step's losses (`after_step`), each
+evaluation's metrics (`after_eval`) and the end of the run (`at_end`). Each method returns the
+diagnoses that START there (a `Diagnosis`: kind, step, message); a kind is reported once per
+run. `gh.fit` creates one (turn it off with `fit(..., diagnose=False)`), shows a started
+diagnosis in its progress bar, lists them in its closing report and keeps them in
+`History.diagnoses`.
+
+What it reads (all optional; a detector whose signal is absent stays silent):
+- steps: `loss` (divergence, oscillation, overfitting's training side), `kl_active` (share of
+  latent dimensions with a batch-mean KL above `KL_ACTIVE_NATS`, logged by `gh.vae.vae_step`) or
+  `kl` (nats per example, summed over dimensions) with a reconstruction term, `D(x)` / `D(G(z))`
+  (mean discriminator outputs on real and fake, logged by `gh.gan`'s steps; `d_real` / `d_fake`
+  also work) or `loss_D`, and `loss_G`;
+- evaluations: held-out losses (`test_...`, `val_...`), `modes` (the ring monitor's covered
+  modes), `class_shares` / `min_class_share` (the MNIST monitor's classifier shares), `variety`
+  (mean pairwise distance of samples relative to the data's, see `variety`).
+A `monitor` (gh.gan.RingMonitor or gh.gan.MnistMonitor) may be given: the watcher then names the
+missing modes or digits, and reads an MNIST monitor's records, which fit does not see.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+# --- thresholds: each with the reason for its value -------------------------------------------
+
+# A latent dimension whose KL(q(z_i|x) || N(0, 1)), averaged over a batch, is under 0.01 nats
+# carries (almost) no information about x: the "active units" cut-off of Burda et al. (2016).
+KL_ACTIVE_NATS = 0.01
+# Posterior collapse when at least this share of the dimensions is inactive. Healthy MNIST VAEs
+# leave a few of 16 dimensions unused (the data need fewer), so "some inactive" is normal; when
+# three quarters are silent the decoder works from (almost) no code at all.
+COLLAPSE_INACTIVE_SHARE = 0.75
+# ... for every one of COLLAPSE_STEPS steps in a row: healthy VAEs pass through a short collapse
+# early (the reference VAE's KL falls to 0.06 nats with 1 of 16 dims active around steps 40-75,
+# then grows back: 30-odd steps), which is no reason to stop; the mean-MSE VAE never leaves it.
+COLLAPSE_STEPS = 50
+# Without per-dimension KL: a total KL under 0.05 nats per example (5 dims' worth of the cut-off)
+# means the encoder's output is (almost) the prior for every input, i.e. every dimension collapsed.
+COLLAPSE_TOTAL_KL = 0.05
+# Per-step detectors look at means over this many steps (single steps are noisy), and wait until
+# that many steps are logged: the first steps of any run are transients (random weights).
+WINDOW = 30
+# ... and are evaluated every CHECK_EVERY steps, which keeps the watcher's cost negligible.
+CHECK_EVERY = 10
+
+# The discriminator wins: on average over a stretch of D_WINS_STEPS steps it scores real data above
+# 0.9 and fakes below 0.1 (its loss under 2 * -log(0.9) = 0.21 nats), and G's loss stopped
+# falling. At the equilibrium both are 0.5; a healthy GAN passes through such scores briefly at
+# the start, not for 100 consecutive steps.
+D_REAL_HIGH = 0.9
+D_FAKE_LOW = 0.1
+D_WINS_LOSS = 2 * -math.log(D_REAL_HIGH)
+D_WINS_STEPS = 100
+
+# Mode collapse: a mode counts as lost when it was covered at an earlier evaluation and is not
+# now, for MODE_PERSIST evaluations in a row (modes come and go for one evaluation while a
+# healthy GAN's samples slide around the ring, chapter 03). At least MODE_LOST_MIN must be lost.
+MODE_PERSIST = 2
+MODE_LOST_MIN = 1
+# A digit is covered when it gets at least a fifth of its fair share of the samples (1/10 / 5),
+# the same rule as the ring's modes (gh.metrics.mode_coverage).
+DIGIT_SHARE_FLOOR = 0.02
+# Floor: at the end of training, fewer than half of the modes covered at the last two evaluations
+# while at least half of the samples are already high quality (sharp points on some modes) is
+# mode collapse even if the others were never covered (a 16-D ring GAN stuck on 3 of 8). Without
+# the quality condition, an undertrained run (quick mode: 0/8 modes, 0% high quality) would count.
+MODE_FLOOR_SHARE = 0.5
+MODE_FLOOR_QUALITY = 0.5
+
+# No variety: samples' mean pairwise distance under a fifth of the data's, for two evaluations
+# in a row, after it had been at least twice as high ("stopped producing variety": an undertrained
+# model, e.g. the reference VAE after 120 quick steps at 0.11, has not started yet, and a VAE that
+# never had any is reported as posterior collapse). A generator stuck on one point or one mode,
+# or a decoder that ignores z, falls to a few percent.
+VARIETY_FLOOR = 0.2
+VARIETY_DROP = 0.5
+VARIETY_PERSIST = 2
+
+# Divergence: the loss's block means (blocks of BLOCK steps) rose DIVERGE_BLOCKS times in a row,
+# by DIVERGE_RISE of their level in all. Noise makes two or three rises in a row common; five
+# rises adding up to +50% is a trend.
+BLOCK = 10
+DIVERGE_BLOCKS = 5
+DIVERGE_RISE = 0.5
+# Held-out losses: rising at DIVERGE_EVALS evaluations in a row together with the training loss.
+DIVERGE_EVALS = 3
+# Oscillation: over the last OSC_BLOCKS block means, the direction changes at least OSC_TURNS
+# times and the mean jump is over OSC_AMPLITUDE of the level. Plateau noise also changes direction
+# but by a few percent; a learning rate too high for the curvature bounces by tens of percent.
+OSC_BLOCKS = 9
+OSC_TURNS = 6
+OSC_AMPLITUDE = 0.25
+# A spike before a NaN: a logged value over SPIKE_FACTOR times the median of the run's preceding
+# values in the last SPIKE_LOOKBACK steps before the loss stopped being finite.
+SPIKE_FACTOR = 5.0
+SPIKE_LOOKBACK = 20
+
+# Overfitting: the gap (held-out minus training loss) grew at OVERFIT_EVALS evaluations in a row,
+# by OVERFIT_GROWTH of the held-out loss in all, and the held-out loss is above its best. Gaps
+# wobble by a percent from one evaluation to the next; three growths adding up to 2% is a trend.
+OVERFIT_EVALS = 3
+OVERFIT_GROWTH = 0.02
+
+TITLES = {
+    "posterior_collapse": "posterior collapse",
+    "discriminator_wins": "the discriminator wins",
+    "mode_collapse": "mode collapse",
+    "divergence": "divergence",
+    "instability": "unstable loss",
+    "overfitting": "overfitting",
+    "no_variety": "no variety",
+}
+
+_HELD_OUT = ("test_", "val_", "valid_", "validation_", "held_out_", "heldout_")
+_NOT_LOSSES = ("acc", "accuracy", "bleu", "match", "exact", "chars", "score", "share", "modes",
+               "quality", "variety", "inception", "precision", "recall")
+
+
+@dataclass
+class Diagnosis:
+    """One diagnosis: what (`kind`, a key of TITLES), from which step, and what to try."""
+
+    kind: str
+    step: int
+    message: str
+
+    @property
+    def title(self) -> str:
+        return TITLES.get(self.kind, self.kind)
+
+    def __str__(self) -> str:
+        return f"⚠ {self.title} (from step {self.step}): {self.message}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Diagnosis":
+        return cls(d["kind"], int(d["step"]), d["message"])
+
+
+def variety(samples: torch.Tensor, data: torch.Tensor, n: int = 256) -> float:
+    """Mean pairwise distance of up to n samples over that of up to n data points (rows
+    flattened): about 1 for samples as varied as the data, near 0 for near-identical samples."""
+    def spread(x):
+        x = x[:n].detach().float().flatten(1).cpu()
+        return torch.pdist(x).mean().item() if len(x) > 1 else 0.0
+
+    ref = spread(data)
+    return spread(samples) / ref if ref > 0 else 0.0
+
+
+def _mean(xs) -> float:
+    return sum(xs) / len(xs)
+
+
+def _first(d: dict, *names):
+    return next((d[k] for k in names if k in d), None)
+
+
+class Diagnostics:
+    """Watches a run; `after_step`, `after_eval` and `at_end` return the diagnoses that start.
+
+    seen: kinds already reported (e.g. from a resumed History), which are not reported again.
+    monitor: a RingMonitor or MnistMonitor, for the names of missing modes or digits.
+    """
+
+    def __init__(self, monitor=None, seen=()):
+        self.monitor = monitor
+        self.found: list[Diagnosis] = []
+        self.kinds = set(seen)
+        self.log: dict[str, list] = {}  # per-step values
+        self.steps: list[int] = []
+        self.evals: list[dict] = []
+        self.covered: dict[str, set] = {}  # "modes"/"digits" -> ever covered
+        self.lost_streak: dict[str, int] = {}
+        self.low_variety = 0
+        self.monitor_step = 0  # last MNIST monitor record read
+        self.train_since_eval: list[float] = []
+
+    # --- the three entry points ---------------------------------------------------------------
+
+    def after_step(self, step: int, losses: dict) -> list[Diagnosis]:
+        out: list[Diagnosis] = []
+        self.steps.append(step)
+        for k, v in losses.items():
+            self.log.setdefault(k, []).append(float(v))
+        if "loss" in losses:
+            self.train_since_eval.append(float(losses["loss"]))
+        records = getattr(self.monitor, "records", None)
+        if records and isinstance(records[-1], dict) and records[-1].get("step", 0) > self.monitor_step:
+            rec = records[-1]
+            self.monitor_step = rec["step"]
+            out += self.after_eval(rec["step"], rec, _from_monitor=True)
+        if len(self.steps) >= WINDOW and len(self.steps) % CHECK_EVERY == 0:
+            out += self._posterior_collapse(step) + self._discriminator_wins(step)
+            out += self._loss_trend(step)
+        return out
+
+    def after_eval(self, step: int, metrics: dict, _from_monitor: bool = False) -> list[Diagnosis]:
+        out: list[Diagnosis] = []
+        m = dict(metrics)
+        if self.train_since_eval and not _from_monitor:
+            m.setdefault("_train_loss", _mean(self.train_since_eval))
+            self.train_since_eval = []
+        m["_step"] = step
+        snaps = getattr(self.monitor, "snapshots", None)  # a RingMonitor: variety of its samples
+        if "variety" not in m and "modes" in m and snaps and "samples" in snaps[-1]:
+            x, centres = snaps[-1]["samples"], self.monitor.centres
+            m["variety"] = variety(x, centres[torch.arange(min(len(x), 256)) % len(centres)])
+        self.evals.append(m)
+        out += self._mode_collapse(step, m) + self._no_variety(step, m)
+        if not _from_monitor:
+            out += self._overfitting(step)
+        return out
+
+    def at_end(self, step: int, stopped: str | None = None) -> list[Diagnosis]:
+        out: list[Diagnosis] = []
+        if stopped and "not finite" in stopped:
+            out += self._nan(step)
+        out += self._mode_floor(step)
+        return out
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _new(self, kind: str, step: int, message: str) -> list[Diagnosis]:
+        if kind in self.kinds:
+            return []
+        self.kinds.add(kind)
+        d = Diagnosis(kind, int(step), message)
+        self.found.append(d)
+        return [d]
+
+    def _window(self, key: str, n: int = WINDOW):
+        v = self.log.get(key)
+        return v[-n:] if v is not None and len(v) >= n else None
+
+    def _step_at(self, back: int) -> int:
+        return self.steps[max(0, len(self.steps) - back)]
+
+    # --- detectors on steps -------------------------------------------------------------------
+
+    def _posterior_collapse(self, step) -> list[Diagnosis]:
+        n = COLLAPSE_STEPS
+        active = self._window("kl_active", n)
+        if active is not None:
+            inactive = 1 - max(active)
+            if inactive < COLLAPSE_INACTIVE_SHARE:
+                return []
+            share = f"at least {inactive:.0%} of the latent dimensions are inactive"
+        else:
+            kl = self._window("kl", n)
+            if kl is None or not any(k in self.log for k in ("reconstruction", "rec", "recon")):
+                return []
+            if max(kl) >= COLLAPSE_TOTAL_KL:
+                return []
+            share = f"the KL term is {_mean(kl):.2g} nats per example: (almost) all latent dimensions are inactive"
+        return self._new("posterior_collapse", self._step_at(n), (
+            f"{share} (KL under {KL_ACTIVE_NATS} nats each) at every one of the last {n} steps: the encoder "
+            "says the same thing for every input and the decoder ignores z, so samples will not vary "
+            "with z. Usual causes: a reconstruction term averaged over pixels instead of summed (the "
+            "article's mean-MSE loss, ERRATA 5: it is 784 times too weak against the KL), a too-strong "
+            "KL weight (beta > 1, or no KL warm-up), a decoder powerful enough to ignore z. Try: sum the "
+            "reconstruction over pixels (gh.losses.bernoulli_nll), beta = 1 or a warm-up from 0."))
+
+    def _discriminator_wins(self, step) -> list[Diagnosis]:
+        n = D_WINS_STEPS
+        real = _first({k: self._window(k, n) for k in ("D(x)", "d_real") if self._window(k, n)},
+                      "D(x)", "d_real")
+        fake = _first({k: self._window(k, n) for k in ("D(G(z))", "d_fake") if self._window(k, n)},
+                      "D(G(z))", "d_fake")
+        if real is not None and fake is not None:
+            if not (_mean(real) > D_REAL_HIGH and _mean(fake) < D_FAKE_LOW):
+                return []
+            scores = f"D(x) = {_mean(real):.2f} on real data and D(G(z)) = {_mean(fake):.3f} on fakes"
+        else:
+            loss_d = self._window("loss_D", n)
+            if loss_d is None or _mean(loss_d) >= D_WINS_LOSS:
+                return []
+            scores = f"D's loss is {_mean(loss_d):.3f} nats (it tells real from fake almost perfectly)"
+        loss_g = self._window("loss_G", n)
+        if loss_g is not None and _mean(loss_g[n // 2:]) < _mean(loss_g[:n // 2]) - 0.01 * abs(_mean(loss_g)):
+            return []  # G is catching up
+        climbs = ", while G's loss climbs or stays high" if loss_g is not None else ""
+        return self._new("discriminator_wins", self._step_at(n), (
+            f"for the last {n} steps {scores}{climbs}: the discriminator wins and G gets almost no "
+            "useful gradient (its samples stop improving). Try: the non-saturating generator loss "
+            "-log D(G(z)) (ERRATA 11), update G at every step (never only when D is fooled: the "
+            "article's flowchart, ERRATA 3), fewer D steps per G step, a lower learning rate for D, "
+            "one-sided label smoothing (real labels 0.9), dropout or noise in D."))
+
+    def _blocks(self, key: str) -> list[float]:
+        v = self.log.get(key, [])
+        return [_mean(v[i:i + BLOCK]) for i in range(0, len(v) - len(v) % BLOCK, BLOCK)]
+
+    def _loss_trend(self, step) -> list[Diagnosis]:
+        if "loss" not in self.log or len(self.log["loss"]) % BLOCK:
+            return []
+        b = self._blocks("loss")
+        out: list[Diagnosis] = []
+        last = b[-DIVERGE_BLOCKS - 1:]
+        if (len(last) == DIVERGE_BLOCKS + 1 and all(y > x for x, y in zip(last, last[1:]))
+                and last[-1] - last[0] > DIVERGE_RISE * max(abs(last[0]), 1e-8)):
+            out += self._new("divergence", self._step_at(BLOCK * (DIVERGE_BLOCKS + 1)), (
+                f"the training loss rose over the last {BLOCK * DIVERGE_BLOCKS} steps, from "
+                f"{last[0]:.4g} to {last[-1]:.4g}: training is diverging. Try: a lower learning rate "
+                "(divide it by 3 to 10), gradient clipping (torch.nn.utils.clip_grad_norm_), check the "
+                "loss's sign and that the optimiser steps the right parameters."))
+        last = b[-OSC_BLOCKS:]
+        if len(last) == OSC_BLOCKS:
+            d = [y - x for x, y in zip(last, last[1:])]
+            turns = sum(1 for x, y in zip(d, d[1:]) if x * y < 0)
+            level = _mean([abs(x) for x in last])
+            if turns >= OSC_TURNS and _mean([abs(x) for x in d]) > OSC_AMPLITUDE * max(level, 1e-8):
+                out += self._new("instability", self._step_at(BLOCK * OSC_BLOCKS), (
+                    f"the training loss oscillates: over the last {BLOCK * OSC_BLOCKS} steps it changed "
+                    f"direction {turns} times, by {_mean([abs(x) for x in d]):.3g} on average around "
+                    f"{level:.3g}: the learning rate is too high for this model. Try: a learning rate 3 "
+                    "to 10 times lower, a larger batch, or a schedule that decays the learning rate."))
+        return out
+
+    def _nan(self, step) -> list[Diagnosis]:
+        for key, v in self.log.items():
+            if len(v) < 3:
+                continue
+            recent = v[-SPIKE_LOOKBACK:]
+            before = v[:-SPIKE_LOOKBACK] or v[:max(1, len(v) // 2)]
+            med = sorted(abs(x) for x in before)[len(before) // 2]
+            top = max(range(len(recent)), key=lambda i: abs(recent[i]))
+            if abs(recent[top]) > SPIKE_FACTOR * max(med, 1e-8):
+                at = self.steps[len(self.steps) - len(recent) + top]
+                return self._new("divergence", at, (
+                    f"{key} spiked to {recent[top]:.4g} at step {at} (its usual level was about {med:.3g}) "
+                    f"and then stopped being a number (NaN or inf) after step {self.steps[-1]}: the "
+                    "updates grew until they overflowed. Try: a learning rate 3 to 10 times lower, "
+                    "gradient clipping (torch.nn.utils.clip_grad_norm_), and in a loss written by hand "
+                    "log-probabilities from logits (log_softmax, BCE with logits) instead of log(p)."))
+        return self._new("divergence", step, (
+            f"the loss stopped being a number (NaN or inf) after step {step} without rising first: "
+            "usually log(0), a division by zero, sqrt or log of a negative number in the loss, or a "
+            "NaN in the data. Try: compute log-probabilities from logits (log_softmax, BCE with logits), "
+            "add a small epsilon, check the data with torch.isfinite."))
+
+    # --- detectors on evaluations -------------------------------------------------------------
+
+    def _coverage(self, m: dict):
+        """(what, covered set, total) from an evaluation, or None."""
+        shares = m.get("class_shares")
+        if shares is not None:
+            shares = [float(s) for s in (shares.tolist() if torch.is_tensor(shares) else shares)]
+            return "digits", {i for i, s in enumerate(shares) if s >= DIGIT_SHARE_FLOOR}, len(shares)
+        if "modes" in m:
+            snaps = getattr(self.monitor, "snapshots", None)
+            if snaps and "counts" in snaps[-1] and len(snaps[-1]["counts"]) and "samples" in snaps[-1]:
+                counts = snaps[-1]["counts"]
+                k = len(counts)
+                min_count = max(1, len(snaps[-1]["samples"]) // (5 * k))  # gh.metrics.mode_coverage's rule
+                covered = {i for i in range(k) if int(counts[i]) >= min_count}
+                if len(covered) == int(m["modes"]):
+                    return "modes", covered, k
+            return "modes", set(range(int(m["modes"]))), None  # which ones unknown: count only
+        return None
+
+    def _mode_collapse(self, step, m) -> list[Diagnosis]:
+        cov = self._coverage(m)
+        if cov is None:
+            return []
+        what, covered, total = cov
+        m["_covered"], m["_total"], m["_what"] = covered, total, what
+        ever = self.covered.setdefault(what, set())
+        if total is None:  # counts only: compare numbers
+            lost = max(0, len(ever) - len(covered))
+            lost_names = None
+            ever |= set(range(max(len(ever), len(covered))))
+        else:
+            lost_set = ever - covered
+            lost, lost_names = len(lost_set), sorted(lost_set)
+            ever |= covered
+        if lost >= MODE_LOST_MIN:
+            self.lost_streak[what] = self.lost_streak.get(what, 0) + 1
+        else:
+            self.lost_streak[what] = 0
+        if self.lost_streak[what] < MODE_PERSIST:
+            return []
+        since = self.evals[-MODE_PERSIST]["_step"]
+        names = (f": {what} {', '.join(map(str, lost_names))} are no longer generated" if lost_names
+                 else f": {lost} fewer {what} than before")
+        return self._new("mode_collapse", since, (
+            f"the generator covers {len(covered)}{'/' + str(total) if total else ''} {what} now, and "
+            f"lost {lost} it covered earlier{names} (for {MODE_PERSIST} evaluations in a row). Its samples "
+            "may each look fine, but it stopped producing part of the data. Try: PacGAN (gh.gan.Packed, "
+            "D judges packs of samples), a lower learning rate or a decay at the end, the "
+            "non-saturating loss; a smaller latent space also helps on toy data."))
+
+    def _mode_floor(self, step) -> list[Diagnosis]:
+        last = [e for e in self.evals if "_covered" in e][-2:]
+        if len(last) < 2 or last[-1]["_total"] is None:
+            return []
+        total, what = last[-1]["_total"], last[-1]["_what"]
+        if all(len(e["_covered"]) < MODE_FLOOR_SHARE * total
+               and e.get("high_quality", 0.0) >= MODE_FLOOR_QUALITY for e in last):
+            missing = sorted(set(range(total)) - last[-1]["_covered"])
+            return self._new("mode_collapse", last[0]["_step"], (
+                f"at the end the generator covers only {len(last[-1]['_covered'])}/{total} {what} "
+                f"although {last[-1]['high_quality']:.0%} of its samples are sharp "
+                f"(missing: {', '.join(map(str, missing))}): mode collapse. Try: PacGAN (gh.gan.Packed), "
+                "a lower learning rate or a decay at the end, the non-saturating loss."))
+        return []
+
+    def _no_variety(self, step, m) -> list[Diagnosis]:
+        v = m.get("variety")
+        if v is None or step == 0:
+            return []
+        best = max([float(e["variety"]) for e in self.evals[:-1] if "variety" in e and e["_step"] > 0],
+                   default=0.0)
+        low = float(v) < VARIETY_FLOOR and float(v) < VARIETY_DROP * best
+        self.low_variety = self.low_variety + 1 if low else 0
+        if self.low_variety < VARIETY_PERSIST:
+            return []
+        since = self.evals[-VARIETY_PERSIST]["_step"]
+        return self._new("no_variety", since, (
+            f"the samples are nearly identical: their mean distance to each other is {float(v):.0%} of "
+            f"the data's, down from {best:.0%} (two evaluations in a row). A generator stuck on one "
+            "output (complete mode collapse) or a decoder that ignores z (posterior collapse) does "
+            "this. Try: for a GAN, PacGAN and a lower learning rate; for a VAE, a summed reconstruction and beta = 1."))
+
+    def _overfitting(self, step) -> list[Diagnosis]:
+        e = self.evals[-1]
+        out: list[Diagnosis] = []
+        for key in e:
+            if not key.startswith(_HELD_OUT) or any(w in key for w in _NOT_LOSSES):
+                continue
+            rest = key.split("_", 1)[1]
+            train_key = "train_" + rest if "train_" + rest in e else "_train_loss"
+            pts = [(x["_step"], x[key], x[train_key]) for x in self.evals if key in x and train_key in x]
+            if len(pts) < OVERFIT_EVALS + 1:
+                continue
+            last = pts[-OVERFIT_EVALS - 1:]
+            gaps = [h - t for _, h, t in last]
+            held = [h for _, h, _ in pts]
+            grew = all(y > x for x, y in zip(gaps, gaps[1:]))
+            if (grew and gaps[-1] - gaps[0] > OVERFIT_GROWTH * abs(held[-1])
+                    and held[-1] > min(held)):
+                best = min(range(len(held)), key=held.__getitem__)
+                out += self._new("overfitting", last[0][0], (
+                    f"the gap between the held-out {key} and the training loss grew at each of the last "
+                    f"{OVERFIT_EVALS} evaluations (from {gaps[0]:.4g} at step {last[0][0]} to {gaps[-1]:.4g}); "
+                    f"the held-out value was best at step {pts[best][0]} ({held[best]:.4g}) and is "
+                    f"{held[-1]:.4g} now: the model is memorising its training data. Try: stop at the best "
+                    "step (its checkpoint), more data or augmentation (e.g. gh.vae.random_shift), a smaller "
+                    "model, weight decay or dropout. Chapter 06 shows what a memorising model leaks."))
+            rising = [h for _, h, _ in pts[-DIVERGE_EVALS - 1:]]
+            trains = [t for _, _, t in pts[-DIVERGE_EVALS - 1:]]
+            if (len(rising) == DIVERGE_EVALS + 1 and all(y > x for x, y in zip(rising, rising[1:]))
+                    and all(y > x for x, y in zip(trains, trains[1:]))):
+                out += self._new("divergence", pts[-DIVERGE_EVALS - 1][0], (
+                    f"the held-out {key} and the training loss both rose at each of the last "
+                    f"{DIVERGE_EVALS} evaluations ({rising[0]:.4g} -> {rising[-1]:.4g}): training is "
+                    "diverging. Try: a learning rate 3 to 10 times lower, gradient clipping."))
+        return out
+
+
+def watcher(diagnose, history, eval_fn=None) -> Diagnostics | None:
+    """The Diagnostics for a fit call: None when `diagnose` is False, the given one, or a new one
+    that knows the kinds the history already reported (a resumed run does not repeat them)."""
+    if not diagnose:
+        return None
+    seen = [d["kind"] for d in getattr(history, "diagnoses", [])]
+    if isinstance(diagnose, Diagnostics):
+        diagnose.kinds |= set(seen)
+        return diagnose
+    return Diagnostics(monitor=eval_fn if hasattr(eval_fn, "snapshots") else None, seen=seen)
+
+
+def report(found: list[Diagnosis], history, bar=None, desc: str = "") -> None:
+    """Record new diagnoses in the history and show their titles in the progress bar."""
+    for d in found:
+        history.diagnoses.append(d.to_dict())
+    if found and bar is not None:
+        titles = ", ".join(TITLES.get(d["kind"], d["kind"]) for d in history.diagnoses)
+        bar.set_description(f"{desc} ⚠ {titles}", refresh=False)
+
+
+def closing_report(history) -> str:
+    """The lines fit prints at the end: every diagnosis of the run, with its step."""
+    return "".join(f"\n{Diagnosis.from_dict(d)}" for d in history.diagnoses)

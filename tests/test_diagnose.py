@@ -1,0 +1,314 @@
+"""gh.diagnose: fit recognises the usual training failures, says so once, and stays silent on
+healthy runs. Each pathology is reproduced on purpose with a small, fast setup (CPU)."""
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import genai_helpers as gh
+from genai_helpers import diagnose as dg
+
+
+def kinds(hist):
+    return [d["kind"] for d in hist.diagnoses]
+
+
+def feed(steps, **curves):
+    """A Diagnostics fed synthetic per-step curves (lists of equal length); returns it."""
+    w = dg.Diagnostics()
+    for i in range(steps):
+        w.after_step(i + 1, {k: v[i] for k, v in curves.items()})
+    return w
+
+
+# --- unit tests of each detector on synthetic curves (cheap) ----------------------------------
+
+def test_posterior_collapse_from_active_share_and_from_total_kl():
+    w = feed(60, loss=[1.0] * 60, kl_active=[1 / 16] * 60)
+    assert [d.kind for d in w.found] == ["posterior_collapse"]
+    assert "94% of the latent dimensions are inactive" in w.found[0].message
+    assert "ERRATA 5" in w.found[0].message and "averaged" in w.found[0].message
+    w = feed(60, loss=[0.07] * 60, reconstruction=[0.07] * 60, kl=[1e-4] * 60)  # a student's step: no kl_active
+    assert [d.kind for d in w.found] == ["posterior_collapse"]
+    # a short early dip, as healthy VAEs have, and a VAE that keeps half its dimensions: silent
+    dip = [1.0] * 20 + [1 / 16] * 35 + [0.8] * 45
+    assert feed(100, loss=[1.0] * 100, kl_active=dip).found == []
+    assert feed(100, loss=[1.0] * 100, kl_active=[0.5] * 100).found == []
+    assert feed(100, loss=[1.0] * 100, kl=[0.0] * 100).found == []  # no reconstruction term: not a VAE
+
+
+def test_discriminator_wins_needs_a_sustained_stretch_and_g_not_improving():
+    n = 150
+    w = feed(n, **{"D(x)": [0.97] * n, "D(G(z))": [0.02] * n, "loss_G": [3 + i / 50 for i in range(n)]})
+    assert [d.kind for d in w.found] == ["discriminator_wins"]
+    assert "non-saturating" in w.found[0].message and "label smoothing" in w.found[0].message
+    assert feed(n, d_real=[0.97] * n, d_fake=[0.02] * n).found  # other key names, no G loss
+    assert feed(n, loss_D=[0.05] * n, loss_G=[4.0] * n).found  # only the losses
+    # G catching up (its loss falls), a balanced game, a short stretch: silent
+    assert not feed(n, **{"D(x)": [0.97] * n, "D(G(z))": [0.02] * n, "loss_G": [6 - i / 30 for i in range(n)]}).found
+    assert not feed(n, **{"D(x)": [0.55] * n, "D(G(z))": [0.45] * n, "loss_G": [0.8] * n}).found
+    assert not feed(90, **{"D(x)": [0.97] * 90, "D(G(z))": [0.02] * 90}).found
+
+
+def test_divergence_and_oscillation_on_loss_curves():
+    rising = [1.0] * 30 + [1.0 * 1.03 ** i for i in range(60)]
+    w = feed(90, loss=rising)
+    assert [d.kind for d in w.found] == ["divergence"] and "lower learning rate" in w.found[0].message
+    bouncing = [1.0 if (i // 10) % 2 else 2.0 for i in range(120)]
+    w = feed(120, loss=bouncing)
+    assert [d.kind for d in w.found] == ["instability"] and "oscillates" in w.found[0].message
+    noisy_plateau = [1.0 + 0.05 * math.sin(i * 1.7) + (0.02 if (i // 10) % 2 else 0) for i in range(300)]
+    falling = [10 * 0.99 ** i for i in range(300)]
+    assert not feed(300, loss=noisy_plateau).found and not feed(300, loss=falling).found
+
+
+def test_nan_after_a_spike_and_nan_without_warning():
+    w = feed(40, loss=[1.0] * 35 + [1.5, 4, 30, 400, 9000])
+    (d,) = w.at_end(40, "the loss is not finite at step 41 (loss=nan)")
+    assert d.kind == "divergence" and "spiked to 9000" in d.message and d.step == 40
+    w = feed(40, loss=[1.0] * 40)
+    (d,) = w.at_end(40, "the loss is not finite at step 41 (loss=nan)")
+    assert "without rising first" in d.message and "log(0)" in d.message
+    assert feed(40, loss=[1.0] * 40).at_end(40, "interrupted at step 40") == []
+
+
+def test_overfitting_says_from_when():
+    w = dg.Diagnostics()
+    held = [3.0, 2.0, 1.6, 1.7, 1.9, 2.2]
+    train = [3.0, 1.9, 1.4, 1.1, 0.8, 0.5]
+    found = []
+    for i, (h, t) in enumerate(zip(held, train)):
+        found += w.after_eval(10 * (i + 1), {"test_loss": h, "train_loss": t})
+    (d,) = found
+    assert d.kind == "overfitting" and d.step == 10  # where the gap started to grow
+    assert "best at step 30" in d.message and "Chapter 06" in d.message
+    # both falling, the gap growing a little: silent
+    w = dg.Diagnostics()
+    for i in range(8):
+        assert w.after_eval(i, {"test_nll": 3 - 0.2 * i, "train_nll": 3 - 0.25 * i}) == []
+
+
+def test_mode_collapse_names_the_missing_digits():
+    class Monitor:  # like gh.gan.MnistMonitor: records read by the watcher, not by fit
+        records = []
+
+    mon = Monitor()
+    w = dg.Diagnostics(monitor=mon)
+    even = [0.1] * 10
+    lost = [0.2, 0.0, 0.2, 0.0, 0.2, 0.0, 0.2, 0.0, 0.2, 0.0]
+    found = []
+    for step, shares in [(0, [1.0] + [0.0] * 9), (10, even), (20, even), (30, lost), (40, lost)]:
+        mon.records.append({"step": step, "class_shares": shares, "min_class_share": min(shares)})
+        found += w.after_step(step + 1, {"loss_D": 1.2, "loss_G": 0.8})
+    (d,) = found
+    assert d.kind == "mode_collapse" and d.step == 30 and "digits 1, 3, 5, 7, 9" in d.message
+    # the same modes coming and going for one evaluation: silent
+    w = dg.Diagnostics()
+    for i, m in enumerate([2, 8, 6, 8, 7, 8]):
+        assert w.after_eval(i, {"modes": m, "high_quality": 0.8}) == []
+
+
+def test_no_variety_only_after_there_was_some():
+    w = dg.Diagnostics()
+    found = []
+    for i, v in enumerate([0.05, 0.9, 1.0, 0.04, 0.03]):
+        found += w.after_eval(i + 1, {"variety": v})
+    assert [d.kind for d in found] == ["no_variety"] and found[0].step == 4
+    w = dg.Diagnostics()  # an undertrained model whose variety grows: silent
+    assert all(w.after_eval(i + 1, {"variety": v}) == [] for i, v in enumerate([0.02, 0.05, 0.1, 0.12]))
+    x = torch.randn(100, 5)
+    assert dg.variety(x, x) == pytest.approx(1.0) and dg.variety(x[:1].repeat(50, 1), x) == 0.0
+
+
+def test_each_kind_is_reported_once():
+    w = feed(300, loss=[1.0] * 300, kl_active=[0.0] * 300)
+    assert [d.kind for d in w.found] == ["posterior_collapse"]
+    assert dg.Diagnostics(seen=["posterior_collapse"]).after_step(1, {}) == []
+
+
+# --- fit: the hook, the switch, the History --------------------------------------------------
+
+def regression(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    return x, x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(n, generator=g)
+
+
+def sgd_task(lr, seed=0):
+    torch.manual_seed(seed)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+
+    def step(batch):
+        x, y = batch
+        loss = (model(x).squeeze(1) - y).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss}
+
+    return model, opt, step
+
+
+def test_fit_diagnoses_a_too_high_learning_rate_then_nan(capsys):
+    model, opt, step = sgd_task(lr=1.5)  # above 2 / the largest curvature: each step overshoots more
+    hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=40, batch_size=32,
+                  plot=False, progress=False)
+    assert hist.stopped and "not finite" in hist.stopped
+    assert kinds(hist) == ["divergence"]
+    out = capsys.readouterr().out
+    assert "⚠ divergence" in out and "lower" in out
+
+
+def test_fit_diagnoses_overfitting_from_when():
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 8), torch.randn(16)  # 16 noisy points: nothing to learn, all to memorise
+    xt, yt = torch.randn(256, 8), torch.randn(256)
+    model = nn.Sequential(nn.Linear(8, 256), nn.ReLU(), nn.Linear(256, 1))
+    opt = gh.adam(model.parameters(), lr=3e-3)
+
+    def step(batch):
+        loss = (model(batch[0]).squeeze(1) - batch[1]).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss}
+
+    hist = gh.fit(step, (x.repeat(10, 1), y.repeat(10)), state={"model": model, "opt": opt}, epochs=8,
+                  batch_size=16, eval_fn=lambda: {"test_loss": (model(xt).squeeze(1) - yt).pow(2).mean()},
+                  plot=False, progress=False)
+    assert kinds(hist) == ["overfitting"]
+    d = hist.diagnoses[0]
+    assert d["step"] == 10 and "was best at step 10" in d["message"]
+
+
+def test_diagnose_false_turns_it_off_and_history_round_trip(tmp_path):
+    model, opt, step = sgd_task(lr=1.5)
+    hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=40, batch_size=32,
+                  plot=False, progress=False, diagnose=False)
+    assert hist.stopped and hist.diagnoses == []
+    model, opt, step = sgd_task(lr=1.5)
+    path = tmp_path / "diverging.pt"
+    hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=40, batch_size=32,
+                  plot=False, progress=False, checkpoint=path)
+    assert kinds(hist) == ["divergence"]
+    again = gh.History.from_dict(gh.checkpoint.read_checkpoint(path)["history"])
+    assert again.diagnoses == hist.diagnoses
+    old = hist.to_dict()
+    del old["diagnoses"]  # a checkpoint written before diagnoses existed still loads
+    assert gh.History.from_dict(old).diagnoses == []
+
+
+# --- the course's models: pathologies on purpose, and healthy runs without a false alarm -------
+
+RING = gh.data.ring_of_gaussians(12_800, std=0.02, generator=torch.Generator().manual_seed(0))
+CENTRES = gh.data.ring_centres()
+
+
+def ring_gan(rule="both", steps=200):
+    """Chapter 03's ring GAN (2-D latent, MLPs of 128, Adam 1e-3, beta1 0.5, batch 256). rule="flowchart":
+    the article's flowchart (§2.4, ERRATA 3): G is updated only when D calls the fakes real."""
+    torch.manual_seed(0)
+    G = gh.gan.MLPGenerator(2, (128, 128), 2)
+    D = gh.gan.MLPDiscriminator(2, (128, 128))
+    monitor = gh.gan.RingMonitor(G, D, CENTRES)
+    if rule == "both":
+        with gh.gan.single_thread():
+            return gh.gan.train_gan(G, D, RING, steps=steps, batch_size=256, lr=1e-3, decay=0.3, eval_fn=monitor,
+                                    plot=False)
+    opt_g = gh.adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_d = gh.adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+
+    def step(real):
+        fake = G(G.noise(len(real)))
+        with torch.no_grad():
+            d_real, d_fake = torch.sigmoid(D(real)).mean(), torch.sigmoid(D(fake)).mean()
+        if d_fake > 0.5:
+            gh.gan.generator_step(D, opt_g, fake)
+        else:
+            gh.gan.discriminator_step(D, opt_d, real, fake)
+        return {"G_updated": (d_fake > 0.5).float(), "D(x)": d_real, "D(G(z))": d_fake}
+
+    with gh.gan.single_thread():
+        return gh.fit(step, RING, state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d},
+                      epochs=gh.train.epochs_for(steps, len(RING), 256), batch_size=256, eval_fn=monitor,
+                      plot=False, progress=False)
+
+
+def test_the_articles_flowchart_gan_is_diagnosed_as_the_discriminator_winning():
+    hist = ring_gan("flowchart")
+    assert sum(hist.losses["G_updated"]) < 0.05 * hist.step
+    assert "discriminator_wins" in kinds(hist)
+
+
+def test_healthy_ring_gan_raises_nothing():
+    hist = ring_gan("both")
+    assert hist.step >= 150 and kinds(hist) == []
+
+
+class SectorGenerator(gh.gan.Generator):
+    """On purpose: sends each eighth of the noise angles to one mode of the ring, but only to the
+    modes in `allowed` (the others' noise goes to the first allowed mode)."""
+
+    latent_dim = 2
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.allowed = list(range(8))
+
+    def forward(self, z):
+        sector = ((torch.atan2(z[:, 1], z[:, 0]) % (2 * math.pi)) / (2 * math.pi) * 8).long().clamp(max=7)
+        allowed = torch.tensor(self.allowed)
+        sector = torch.where(torch.isin(sector, allowed), sector, allowed[0])
+        return CENTRES[sector] + 0.01 * z + self.w
+
+
+def test_a_generator_that_drops_modes_then_everything_is_diagnosed():
+    G = SectorGenerator()
+    monitor = gh.gan.RingMonitor(G, gh.gan.MLPDiscriminator(2, (8,)), CENTRES, n=800)
+    opt = torch.optim.SGD(G.parameters(), lr=0.0)
+
+    def step(real):
+        G.allowed = [0, 1, 2, 3] if monitor.snapshots and len(monitor.snapshots) >= 3 else G.allowed
+        if len(monitor.snapshots) >= 6:
+            G.allowed = [0]
+        loss = G(G.noise(len(real))).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return {"loss": loss}
+
+    hist = gh.fit(step, RING[:64 * 4], state={"G": G, "opt": opt}, epochs=9, batch_size=64, eval_fn=monitor,
+                  plot=False, progress=False)
+    assert [s["modes"] for s in monitor.snapshots] == [8, 8, 8, 4, 4, 4, 1, 1, 1]
+    found = {d["kind"]: d for d in hist.diagnoses}
+    assert found["mode_collapse"]["step"] == 16
+    assert "modes 4, 5, 6, 7 are no longer generated" in found["mode_collapse"]["message"]
+    assert found["no_variety"]["step"] == 28
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return gh.data.load_mnist(quick=True)
+
+
+def test_the_articles_mean_mse_vae_collapses_its_posterior(mnist, capsys):
+    """The article's loss (§3.1.3, ERRATA 5), with the reference VAE otherwise unchanged; a shorter run
+    (64 steps of 64) than the reference's: it collapses from the first steps."""
+    small = dataclasses.replace(mnist, train_images=mnist.train_images[:64 * 64],
+                                train_labels=mnist.train_labels[:64 * 64])
+    _, hist = gh.vae.train_vae(small, epochs=1, recon="mse_mean", batch_size=64, plot=False)
+    assert "posterior_collapse" in kinds(hist)
+    d = hist.diagnoses[kinds(hist).index("posterior_collapse")]
+    assert "100% of the latent dimensions are inactive" in d["message"] and "mean-MSE" in d["message"]
+    assert "⚠ posterior collapse" in capsys.readouterr().out
+
+
+def test_healthy_reference_vae_raises_nothing(mnist):
+    """The reference recipe (gh.vae.train_vae's defaults, batch 128), 2 epochs of the quick data (62 steps)
+    instead of the quick reference's 4: it passes through the early KL dip that healthy VAEs have."""
+    _, hist = gh.vae.train_vae(mnist, epochs=2, plot=False)
+    assert hist.step == 62 and kinds(hist) == []
