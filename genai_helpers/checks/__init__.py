@@ -8,7 +8,9 @@ from .framework import CheckFailed, Report, call, compare
 from .warmup import check_to_unit
 from .mathematics import (
     check_attention, check_elbo_estimate, check_gan_value, check_kl_normal, check_score_function_grad)
-from .vae import check_kl, check_neg_elbo, check_reconstruction, check_reparameterize
+from .vae import (
+    check_decoder, check_encoder, check_kl, check_neg_elbo, check_reconstruction, check_reparameterize,
+    check_vae_step)
 from .gans import (
     check_discriminator_step, check_frechet_distance, check_generator_step, check_high_quality_counts,
     check_nonsaturating_loss)
@@ -26,3 +28,4 @@ __all__ = [
     "check_downsample", "check_keep_observed", "check_masked_psnr", "check_one_hot", "check_knn_precision",
     "check_linear_flops", "check_membership_auc", "check_nn_gap"
 ]
+__all__ += ["check_decoder", "check_encoder", "check_vae_step"]  # chapter 02's build exercises
