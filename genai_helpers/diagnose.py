@@ -453,7 +453,7 @@ class Diagnostics:
                     f"{OVERFIT_EVALS} evaluations (from {gaps[0]:.4g} at step {last[0][0]} to {gaps[-1]:.4g}); "
                     f"the held-out value was best at step {pts[best][0]} ({held[best]:.4g}) and is "
                     f"{held[-1]:.4g} now: the model is memorising its training data. Try: stop at the best "
-                    "step (its checkpoint), more data or augmentation (e.g. gh.vae.random_shift), a smaller "
+                    "step (its checkpoint), more data or augmentation (e.g. gh.classifier.random_shift), a smaller "
                     "model, weight decay or dropout. Chapter 06 shows what a memorising model leaks."))
             rising = [h for _, h, _ in pts[-DIVERGE_EVALS - 1:]]
             trains = [t for _, _, t in pts[-DIVERGE_EVALS - 1:]]

@@ -215,7 +215,7 @@ def ring_gan(rule="both", steps=200):
     D = gh.gan.MLPDiscriminator(2, (128, 128))
     monitor = gh.gan.RingMonitor(G, D, CENTRES)
     if rule == "both":
-        with gh.gan.single_thread():
+        with gh.runtime.single_thread():
             return gh.gan.train_gan(G, D, RING, steps=steps, batch_size=256, lr=1e-3, decay=0.3, eval_fn=monitor,
                                     plot=False)
     opt_g = gh.adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
@@ -231,7 +231,7 @@ def ring_gan(rule="both", steps=200):
             gh.gan.discriminator_step(D, opt_d, real, fake)
         return {"G_updated": (d_fake > 0.5).float(), "D(x)": d_real, "D(G(z))": d_fake}
 
-    with gh.gan.single_thread():
+    with gh.runtime.single_thread():
         return gh.fit(step, RING, state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d},
                       epochs=gh.train.epochs_for(steps, len(RING), 256), batch_size=256, eval_fn=monitor,
                       plot=False, progress=False)

@@ -8,7 +8,9 @@ from .framework import CheckFailed, Report, call, compare
 from .warmup import check_to_unit
 from .mathematics import (
     check_attention, check_elbo_estimate, check_gan_value, check_kl_normal, check_score_function_grad)
-from .vae import check_kl, check_neg_elbo, check_reconstruction, check_reparameterize
+from .vae import (
+    check_decoder, check_encoder, check_kl, check_neg_elbo, check_reconstruction, check_reparameterize,
+    check_vae_step)
 from .gans import (
     check_dcgan_discriminator, check_dcgan_generator, check_discriminator_step, check_frechet_distance,
     check_gan_step, check_generator_step, check_high_quality_counts,
@@ -31,3 +33,4 @@ __all__ = [
     "check_linear_flops", "check_membership_auc", "check_nn_gap"
 ]
 __all__ += ["check_attention_decoder", "check_greedy_decode", "check_train_step"]
+__all__ += ["check_decoder", "check_encoder", "check_vae_step"]  # chapter 02's build exercises

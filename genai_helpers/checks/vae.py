@@ -6,7 +6,47 @@ import math
 import torch
 
 from ..losses import bernoulli_nll, gaussian_kl
-from .framework import Report, call, compare, _as_tensor, _require_callable
+from .framework import CheckFailed, Report, call, compare, _as_tensor, _require_callable
+
+HINTS = {
+    "2.1": ("The encoder section above: an image (B, 1, 28, 28) goes in; out come two tensors of shape (B, "
+            "latent_dim), the mean and the log-variance of q(z|x). Either flatten the image and use fully "
+            "connected layers, or first halve its size twice with convolutions (28 -> 14 -> 7) and flatten "
+            "after. The last layer has no activation: a mean and a log-variance may be any real number.",
+            "Tools: nn.Sequential; nn.Conv2d with a 4x4 kernel, stride 2 and padding 1 halves the height and "
+            "width; nn.ReLU between layers; nn.Flatten; nn.Linear, whose input size after two such convolutions "
+            "is channels x 7 x 7. For the two outputs: two separate nn.Linear heads, or one head with 2 x "
+            "latent_dim outputs cut in two with .chunk(2, dim=1). Build the layers in __init__ (use the "
+            "latent_dim argument), call them in forward."),
+    "2.2": ("The reparameterisation formula above: the sample is the mean plus sigma times standard normal "
+            "noise, and sigma comes from the log-variance (exponentiate half of it).",
+            "Tools: torch.exp for sigma; torch.randn_like draws noise with the shape, dtype and device of its "
+            "argument. No .sample() and no .detach(): gradients must reach mu and logvar."),
+    "2.3": ("The decoder section above: the decoder mirrors the encoder, from latent_dim numbers up to one "
+            "logit per pixel, returned with shape (B, 1, 28, 28). The last layer is linear: no sigmoid (the "
+            "loss applies it), no ReLU (a logit can be negative).",
+            "Tools: nn.Linear up to channels x 7 x 7 values, nn.Unflatten to a (channels, 7, 7) picture, then "
+            "nn.ConvTranspose2d with a 4x4 kernel, stride 2 and padding 1, which doubles the size (7 -> 14 -> "
+            "28), with nn.ReLU between layers but not after the last. Or fully connected layers up to 784 "
+            "values and nn.Unflatten back to one 28 x 28 channel."),
+    "2.4": ("The loss section above: the Bernoulli negative log-likelihood is the binary cross-entropy. "
+            "Keep one number per pixel, then add up the 784 pixels of each image: one number per image.",
+            "Tools: torch.nn.functional (imported as F) has a binary cross-entropy that takes logits; ask it for "
+            "reduction='none', then flatten each image (.flatten(1)) and sum over dim 1."),
+    "2.5": ("The closed form right above: one term per latent dimension, added up over the latent "
+            "dimensions (not averaged), one value per row of mu.",
+            "Tools: logvar.exp() is sigma squared, mu.pow(2) is mu squared; sum over dim=1; mind the factor "
+            "-1/2 in front."),
+    "2.6": ("The formula at the top of the loss section: -ELBO = reconstruction NLL + KL, for each image.",
+            "Tools: the two functions you just wrote; each already returns one value per image, shape (B,)."),
+    "2.7": ("The training section above: one optimisation step on a batch. The model gives logits, mean and "
+            "log-variance; the loss is the batch mean of the per-image -ELBO; then clear the old gradients, "
+            "backpropagate, update; hand the losses back to gh.fit in a dict.",
+            "Tools: put the model in training mode first; model(x) returns (logits, mu, logvar); your "
+            "reconstruction_term and kl_term, each averaged over the batch with .mean(); the optimiser's "
+            "zero_grad, the loss's backward, the optimiser's step, in that order; return a dict of tensors "
+            "(not .item() numbers) with the key 'loss', plus 'reconstruction' and 'kl' for the live plot."),
+}
 
 
 def _latent_cases():
@@ -167,4 +207,334 @@ def check_neg_elbo(fn) -> None:
     }
     why = compare(out, ref, mistakes, "one -ELBO per image, shape (B,)", atol=1e-3)
     r.fail("batch of 3", why) if why else r.ok("reconstruction + KL per image")
+    return r.finish()
+
+
+# ---- the build exercises: the encoder, the decoder, the training step ----
+
+_MIN_PARAMS, _MAX_PARAMS = 1_000, 5_000_000
+
+
+def _conv_rule(m) -> str:
+    k, s, p = m.kernel_size[0], m.stride[0], m.padding[0]
+    if isinstance(m, torch.nn.ConvTranspose2d):
+        op = m.output_padding[0]
+        return f"out = (in - 1) x {s} - 2 x {p} + {k}" + (f" + {op}" if op else "")
+    return f"out = floor((in + 2 x {p} - {k}) / {s}) + 1"
+
+
+def _layer_trace(module: torch.nn.Module, x: torch.Tensor) -> tuple[list[str], str | None]:
+    """Run `module` on `x`, recording each layer's output shape; returns (lines, error or None).
+
+    Convolutions name their arithmetic, e.g. "Conv2d(k=4, s=2, p=1): 28x28 -> 14x14".
+    """
+    lines, hooks = [], []
+
+    def hook(name):
+        def record(m, inputs, output):
+            shape_in = tuple(inputs[0].shape) if inputs and torch.is_tensor(inputs[0]) else "?"
+            shape_out = tuple(output.shape) if torch.is_tensor(output) else type(output).__name__
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                k, s, p = m.kernel_size[0], m.stride[0], m.padding[0]
+                lines.append(f"{name}: {type(m).__name__}({m.in_channels}->{m.out_channels}, k={k}, s={s}, "
+                             f"p={p}): {shape_in[-2]}x{shape_in[-1]} -> {shape_out[-2]}x{shape_out[-1]} "
+                             f"({_conv_rule(m)})")
+            elif isinstance(m, torch.nn.Linear):
+                lines.append(f"{name}: Linear({m.in_features}->{m.out_features}): {shape_in} -> {shape_out}")
+            elif isinstance(m, (torch.nn.Flatten, torch.nn.Unflatten)):
+                lines.append(f"{name}: {type(m).__name__}: {shape_in} -> {shape_out}")
+        return record
+
+    for name, m in module.named_modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear, torch.nn.Flatten,
+                          torch.nn.Unflatten)):
+            hooks.append(m.register_forward_hook(hook(name)))
+    try:
+        with torch.no_grad():
+            module(x)
+        error = None
+    except Exception as e:  # the student's shape bug, reported with the trace
+        error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    finally:
+        for h in hooks:
+            h.remove()
+    return lines, error
+
+
+def _shape_story(module, x, got=None, want=None) -> str:
+    lines, error = _layer_trace(module, x)
+    story = ""
+    if error:
+        story = f"the forward pass raised {error}"
+        if "cannot be multiplied" in error:
+            story += (" (a Linear layer's in_features must equal what arrives: after Flatten that is "
+                      "channels x height x width of the last conv's output)")
+    if lines:
+        story += (". " if story else "") + "layer by layer: " + "; ".join(lines)
+        story += (". Reminder: a 4x4 stride-2 conv with padding 1 halves 28 -> 14 -> 7, and a 4x4 "
+                  "stride-2 transposed conv with padding 1 doubles 7 -> 14 -> 28")
+    return story
+
+
+def _build(cls, name: str, latent_dim: int, r: Report):
+    if not callable(cls):
+        raise CheckFailed(f"❌ {name}: pass your class itself, e.g. check_{name.lower()}({name}) "
+                          f"(got {type(cls).__name__}).")
+    torch.manual_seed(0)
+    module, err = call(cls, latent_dim)
+    if err:
+        r.fail(f"{name}({latent_dim})", err)
+        return None
+    if not isinstance(module, torch.nn.Module):
+        r.fail(f"{name}({latent_dim})", f"{name} must be an nn.Module subclass (class {name}(nn.Module))")
+        return None
+    return module
+
+
+def _count_params(module, name: str, r: Report) -> None:
+    n = sum(p.numel() for p in module.parameters())
+    if n < _MIN_PARAMS:
+        r.fail("size", f"{n:,} parameters: too few to model digits (did you create the layers in "
+                       "__init__ as attributes, e.g. self.net = nn.Sequential(...)?)")
+    elif n > _MAX_PARAMS:
+        r.fail("size", f"{n:,} parameters: too many to train on a CPU in this chapter's budget "
+                       f"(keep it under {_MAX_PARAMS:,}; the reference has about 0.85 million)")
+    else:
+        r.ok(f"{n:,} parameters")
+
+
+def _gradients_flow(module, loss, r: Report) -> None:
+    module.zero_grad(set_to_none=True)
+    loss.backward()
+    dead = [n for n, p in module.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    if dead:
+        r.fail("gradients", f"no gradient reaches {', '.join(dead[:4])}{' ...' if len(dead) > 4 else ''}: "
+                            "is every layer used in forward, without .detach(), .item() or torch.no_grad()?")
+    else:
+        r.ok("gradients reach every parameter")
+
+
+def check_encoder(cls) -> None:
+    """Exercise: Encoder(latent_dim), forward(x (B,1,28,28)) -> (mean, log-variance), each (B, latent_dim)."""
+    r = Report("Encoder")
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    for d in (16, 3):
+        enc = _build(cls, "Encoder", d, r)
+        if enc is None:
+            return r.finish()
+        enc.train()
+        out, err = call(enc, x)
+        if err:
+            r.fail(f"latent_dim={d}", _shape_story(enc, x))
+            return r.finish()
+        if torch.is_tensor(out):
+            hint = (" (it has both: split it into two halves with .chunk(2, dim=1))"
+                    if out.dim() == 2 and out.shape[1] == 2 * d else "")
+            r.fail(f"latent_dim={d}", f"return two tensors, the mean and the log-variance, not one tensor of "
+                                      f"shape {tuple(out.shape)}{hint}")
+            return r.finish()
+        if not isinstance(out, (tuple, list)) or len(out) != 2 or not all(torch.is_tensor(t) for t in out):
+            r.fail(f"latent_dim={d}", f"return two tensors (mean, log-variance), got {type(out).__name__}"
+                                      + (f" of {len(out)} items" if isinstance(out, (tuple, list)) else ""))
+            return r.finish()
+        mu, logvar = out
+        want = (4, d)
+        bad = [f"{what} {tuple(t.shape)}" for what, t in (("mean", mu), ("log-variance", logvar))
+               if tuple(t.shape) != want]
+        if bad:
+            got = ", ".join(bad)
+            if any(tuple(t.shape) == (4, 2 * d) for t in out):
+                story = "each half must have latent_dim columns: the last layer gives 2 x latent_dim, then split it"
+            elif any(tuple(t.shape) == (4, 16) for t in out) and d != 16:
+                story = "Encoder(3) gave 16 columns: use the latent_dim argument, not the constant LATENT"
+            else:
+                story = _shape_story(enc, x, got, f"({4}, {d}) each")
+            r.fail(f"latent_dim={d}", f"expected (B, latent_dim) = {want} for each, got {got}: {story}")
+            return r.finish()
+        r.ok(f"two tensors of shape (B, {d})")
+    if mu is logvar or torch.equal(mu, logvar):
+        r.fail("two outputs", "the mean and the log-variance are the same numbers: they need separate outputs "
+                              "(e.g. the two halves of the last layer's 2 x latent_dim)")
+    elif (logvar >= 0).all():
+        r.fail("log-variance", "the log-variance is never negative: do not pass it through softplus, exp, ReLU "
+                               "or abs. Any real number is a valid log-variance (exp(logvar) is the variance, "
+                               "and it is positive anyway)")
+    elif (mu >= 0).all():
+        r.fail("mean", "the mean is never negative: the last layer must be linear (no ReLU on mu)")
+    else:
+        r.ok("mean and log-variance unconstrained")
+    _gradients_flow(enc, mu.sum() + logvar.sum(), r)
+    _count_params(enc, "Encoder", r)
+    return r.finish()
+
+
+def check_decoder(cls) -> None:
+    """Exercise: Decoder(latent_dim), forward(z (B, latent_dim)) -> Bernoulli logits (B, 1, 28, 28)."""
+    r = Report("Decoder")
+    for d in (16, 3):
+        dec = _build(cls, "Decoder", d, r)
+        if dec is None:
+            return r.finish()
+        dec.train()
+        z = torch.randn(4, d, generator=torch.Generator().manual_seed(4))
+        out, err = call(dec, z)
+        if err:
+            r.fail(f"latent_dim={d}", _shape_story(dec, z))
+            return r.finish()
+        out, err = _as_tensor(out, "the logits, shape (B, 1, 28, 28)")
+        if err:
+            r.fail(f"latent_dim={d}", err)
+            return r.finish()
+        if tuple(out.shape) != (4, 1, 28, 28):
+            if tuple(out.shape) in ((4, 784), (4, 28, 28)):
+                story = "reshape to (B, 1, 28, 28), e.g. with nn.Unflatten(1, (1, 28, 28))"
+            else:
+                story = _shape_story(dec, z, tuple(out.shape), "(4, 1, 28, 28)")
+            r.fail(f"latent_dim={d}", f"expected logits of shape (B, 1, 28, 28) = (4, 1, 28, 28), got "
+                                      f"{tuple(out.shape)}: {story}")
+            return r.finish()
+        r.ok(f"(B, {d}) -> (B, 1, 28, 28)")
+    lo, hi = out.min().item(), out.max().item()
+    s0, s1 = 0.5, torch.sigmoid(torch.tensor(1.0)).item()
+    if lo >= 0 and (out == 0).float().mean() > 0.05:
+        r.fail("logits", "no value is negative and many are exactly 0: a ReLU on the output? The last layer must "
+                         "be linear; a logit below 0 means a pixel more likely off than on")
+    elif lo >= s0 - 1e-6 and hi <= s1 + 1e-6:
+        r.fail("logits", f"every value lies in [{s0}, {s1:.3f}] = [sigmoid(0), sigmoid(1)]: sigmoid applied "
+                         "twice. Return logits, with no sigmoid at all: the loss applies it")
+    elif lo >= 0 and hi <= 1:
+        r.fail("logits", "every value lies in [0, 1]: these look like probabilities (a sigmoid at the end). "
+                         "Return logits, any real numbers: binary_cross_entropy_with_logits applies the sigmoid "
+                         "itself, exactly, and sigmoid(logits) gives the pixel probabilities when you need them")
+    elif lo >= 0:
+        r.fail("logits", "no value is negative: the last layer must be linear (no ReLU, softplus or exp); "
+                         "a logit below 0 means a pixel more likely off than on")
+    else:
+        r.ok("returns logits (unbounded)")
+    _gradients_flow(dec, out.pow(2).sum(), r)
+    _count_params(dec, "Decoder", r)
+    return r.finish()
+
+
+class _CheckEncoder(torch.nn.Module):
+    """A tiny encoder with a near-zero variance, so that z ~ mu whatever noise the step draws."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 2 * d))
+
+    def forward(self, x):
+        mu, logvar = self.net(x).chunk(2, dim=1)
+        return mu, logvar - 20.0
+
+
+class _CheckVAE(torch.nn.Module):
+    def __init__(self, d=4):
+        super().__init__()
+        self.latent_dim = d
+        self.encoder = _CheckEncoder(d)
+        self.decoder = torch.nn.Sequential(torch.nn.Linear(d, 784), torch.nn.Unflatten(1, (1, 28, 28)))
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        mu, logvar = self.encoder(x)
+        return self.decoder(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)), mu, logvar
+
+
+def check_vae_step(fn) -> None:
+    """Exercise: vae_step(model, opt, x) -> {"loss": mean -ELBO, "reconstruction": ..., "kl": ...},
+    after one optimiser step; model(x) -> (logits, mu, logvar)."""
+    import copy
+    import torch.nn.functional as F
+
+    _require_callable(fn, "vae_step", "check_vae_step(vae_step)")
+    r = Report("vae_step")
+    torch.manual_seed(5)
+    model = _CheckVAE()
+    g = torch.Generator().manual_seed(6)
+    x = (torch.rand(8, 1, 28, 28, generator=g) > 0.6).float()
+    # what the right step does: the gradient of the batch-mean -ELBO
+    ref_model = copy.deepcopy(model)
+    logits, mu, logvar = ref_model(x)
+    rec, kl = bernoulli_nll(logits, x), gaussian_kl(mu, logvar)
+    ref = (rec + kl).mean()
+    ref.backward()
+    lr = 1e-3
+    expected = {n: -lr * p.grad for n, p in ref_model.named_parameters()}
+    stale = {n: -lr * torch.ones_like(p) for n, p in model.named_parameters()}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)  # the previous step's gradients, still there
+    model.eval()  # as after the previous epoch's evaluation
+    out, err = call(fn, model, opt, x)
+    if err:
+        if "between 0 and 1" in err:
+            err += (" (F.binary_cross_entropy wants probabilities; the decoder gives logits: use "
+                    "F.binary_cross_entropy_with_logits, or your reconstruction_term)")
+        r.fail("one step", err)
+        return r.finish()
+    keys = f" with keys {list(out)}" if isinstance(out, dict) else ""
+    if not isinstance(out, dict) or "loss" not in out:
+        r.fail("return value", "return the losses as a dict of scalar tensors with the key 'loss', e.g. "
+                               "{'loss': loss, 'reconstruction': rec, 'kl': kl}; gh.fit records and plots each "
+                               f"(got {type(out).__name__}{keys})")
+        return r.finish()
+    floats = [k for k, v in out.items() if not torch.is_tensor(v)]
+    if floats:
+        r.fail("return value", f"{', '.join(floats)}: return tensors, not Python numbers (.item() waits for the "
+                               "device at every step; gh.fit reads the losses back in bulk)")
+    elif any(v.numel() != 1 for v in out.values()):
+        r.fail("return value", "each loss must be one number (a scalar tensor): average over the batch")
+    else:
+        r.ok("returns a dict of scalar tensors")
+    loss = out["loss"]
+    if torch.is_tensor(loss) and loss.numel() == 1:
+        p = torch.sigmoid(logits.detach())
+        mistakes = {
+            "the reconstruction term is averaged over the 784 pixels instead of summed (the article's "
+            "mistake: the KL term then wins and the posterior collapses)": (rec / 784 + kl).mean(),
+            "the KL term is missing: that is a plain autoencoder's loss": rec.mean(),
+            "the KL is subtracted: -ELBO = reconstruction NLL + KL": (rec - kl).mean(),
+            "that is the ELBO, not its negative: the loss to minimise is -ELBO": -ref,
+            "the loss is summed over the batch: average over the images (the learning rate would then "
+            "depend on the batch size)": (rec + kl).sum(),
+            "the KL is averaged over the latent dimensions instead of summed": (rec + kl / mu.shape[1]).mean(),
+            "the reconstruction loss was given probabilities: binary_cross_entropy_with_logits takes the "
+            "decoder's logits directly (no sigmoid before it)":
+                (F.binary_cross_entropy_with_logits(p, x, reduction="none").flatten(1).sum(1) + kl).mean(),
+            "the KL term is missing and the pixels are averaged": (rec / 784).mean(),
+        }
+        why = compare(loss.detach().reshape(()), ref.detach(), mistakes, "the batch-mean -ELBO", atol=0.05, rtol=1e-4)
+        r.fail("loss", why) if why else r.ok(f"loss = mean -ELBO of the batch ({ref.item():.1f} nats here)")
+    if not model.training:
+        r.fail("train mode", "the model is still in eval mode after your step: call model.train() first (gh.fit "
+                             "evaluates in eval mode; dropout and BatchNorm behave differently in the two modes)")
+    else:
+        r.ok("model in train mode")
+    delta = {n: p.detach() - before[n] for n, p in model.named_parameters()}
+
+    def close(a, b):
+        return all(torch.allclose(a[n], b[n], atol=1e-6, rtol=1e-2) for n in a)
+
+    if all(not d.any() for d in delta.values()):
+        r.fail("update", "the parameters did not change: call loss.backward() and then opt.step() (and "
+                         "opt.zero_grad() before backward, not between backward and step)")
+    elif close(delta, {n: expected[n] + stale[n] for n in delta}):
+        r.fail("update", "the old gradients were added to the new ones: call opt.zero_grad() before "
+                         "loss.backward() (PyTorch accumulates gradients)")
+    elif close(delta, expected):
+        r.ok("one optimiser step on the gradient of the mean -ELBO")
+    elif torch.is_tensor(loss) and loss.numel() == 1 and compare(loss.detach().reshape(()), ref.detach(), {}, "",
+                                                                  atol=0.05, rtol=1e-4) is None:
+        r.fail("update", "the step did not follow the gradient of the loss you returned: backward the same "
+                         "loss you return, once, then opt.step()")
+    else:
+        r.fail("update", "the parameters moved, but not along the gradient of the mean -ELBO (see the loss "
+                         "check above)")
     return r.finish()
