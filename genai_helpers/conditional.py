@@ -196,3 +196,9 @@ def draw(model, digit: int, n: int, temperature: float = 1.0) -> torch.Tensor:
     z = temperature * torch.randn(n, model.latent_dim).to(dev)
     labels = torch.full((n,), int(digit), dtype=torch.long, device=dev)
     return torch.sigmoid(model.decode(z, labels))
+
+
+def cvae_step(model, opt):
+    """Exercise 5.3's reference: the step function for `gh.fit`, one optimiser step on the mean
+    negative ELBO of a batch (images, labels) of a conditional model (no augmentation)."""
+    return vae_step(model, opt, shift=0)

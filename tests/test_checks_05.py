@@ -84,7 +84,7 @@ def test_check_accuracy_per_class(fn, words):
 
 
 @pytest.mark.parametrize("checker", [checks.check_one_hot, checks.check_keep_observed, checks.check_masked_psnr,
-                                     checks.check_conditional_vae, checks.check_draw,
+                                     checks.check_conditional_vae, checks.check_draw, checks.check_cvae_step,
                                      checks.check_downsample, checks.check_accuracy_per_class])
 def test_bad_input_is_a_message(checker):
     assert "pass your function itself" in verdict(checker, "not a function")
@@ -215,3 +215,50 @@ def test_super_resolution_projection_is_exactly_consistent_and_in_range():
     # it is the nearest consistent image: no other consistent image in [0, 1] is closer to x
     other = restore.project_consistent(torch.rand(4, 1, 28, 28, generator=g), low)
     assert (p - x).pow(2).sum() <= (other - x).pow(2).sum()
+
+
+# --- build exercise 5.3: the training step ----------------------------------------------------------
+
+def stepper(mistake=None):
+    def cvae_step(model, opt):
+        def step(batch):
+            x, y = batch
+            logits, mu, logvar = model(x) if mistake == "no labels" else model(x, y)
+            if mistake == "sigmoid twice":
+                logits = torch.sigmoid(logits)
+            rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1)
+            rec = rec.mean(1) if mistake == "pixel mean" else rec.sum(1)
+            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+            per = {"no kl": rec, "kl sign": rec - kl}.get(mistake, rec + kl)
+            loss = per.sum() if mistake == "batch sum" else per.mean()
+            if mistake != "no zero_grad":
+                opt.zero_grad()
+            if mistake != "no backward":
+                loss.backward()
+            if mistake != "no opt.step":
+                opt.step()
+            return loss if mistake == "not a dict" else {"loss": loss, "reconstruction": rec.mean(), "kl": kl.mean()}
+        return step
+    return cvae_step
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (None, "passed"),
+    ("no labels", "model(x, y)"),
+    ("sigmoid twice", "sigmoid is applied twice"),
+    ("pixel mean", "sum it over the 784 pixels"),
+    ("no kl", "KL term is missing"),
+    ("kl sign", "wrong sign"),
+    ("batch sum", "take the mean over the images"),
+    ("no zero_grad", "opt.zero_grad() before loss.backward()"),
+    ("no opt.step", "did not move"),
+    ("not a dict", "return a dict"),
+])
+def test_check_cvae_step(mistake, words):
+    assert words in verdict(checks.check_cvae_step, stepper(mistake))
+
+
+def test_check_cvae_step_passes_the_reference():
+    from genai_helpers.conditional import cvae_step
+
+    assert verdict(checks.check_cvae_step, cvae_step) == "passed"

@@ -14,7 +14,7 @@ from .gans import (
     check_nonsaturating_loss)
 from .seq2seq import check_additive_scores, check_attend, check_beam_step, check_exact_match, check_masked_loss
 from .applications import (
-    check_accuracy_per_class, check_conditional_vae, check_downsample, check_draw, check_keep_observed,
+    check_accuracy_per_class, check_conditional_vae, check_cvae_step, check_downsample, check_draw, check_keep_observed,
     check_masked_psnr, check_one_hot)
 from .evaluation import check_knn_precision, check_linear_flops, check_membership_auc, check_nn_gap
 
@@ -24,7 +24,7 @@ __all__ = [
     "check_reconstruction", "check_reparameterize", "check_discriminator_step", "check_frechet_distance",
     "check_generator_step", "check_high_quality_counts", "check_nonsaturating_loss", "check_additive_scores",
     "check_attend", "check_beam_step", "check_exact_match", "check_masked_loss", "check_accuracy_per_class",
-    "check_conditional_vae", "check_draw", "check_downsample", "check_keep_observed", "check_masked_psnr",
-    "check_one_hot", "check_knn_precision",
+    "check_conditional_vae", "check_cvae_step", "check_draw", "check_downsample", "check_keep_observed",
+    "check_masked_psnr", "check_one_hot", "check_knn_precision",
     "check_linear_flops", "check_membership_auc", "check_nn_gap"
 ]

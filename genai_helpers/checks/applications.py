@@ -19,24 +19,30 @@ HINTS = {
             "Linear takes latent_dim + classes. In encode/decode, torch.cat along dim 1 with your "
             "one_hot(y); .chunk(2, dim=1) splits mean and log-variance; forward samples z with the "
             "reparameterisation of chapter 02 and returns (logits, mu, logvar). No sigmoid in decode."),
-    "5.3": ("Sampling at temperature T means z ~ N(0, T^2 I): the noise is scaled, not the decoder's "
+    "5.3": ("The loss is chapter 02's negative ELBO, with the labels passed on to the model: the "
+            "reconstruction term (Bernoulli, summed over the pixels) plus the KL to the prior, averaged "
+            "over the batch; then the three calls of every PyTorch training step.",
+            "The batch is a tuple (images, labels); your model's forward returns (logits, mu, logvar). "
+            "torch.nn.functional has a binary cross-entropy that takes logits (reduction='none', then "
+            "flatten(1) and sum over dim 1); the Gaussian KL has the closed form of chapter 02. Return "
+            "a dict with at least the key 'loss'."),
+    "5.4": ("Sampling at temperature T means z ~ N(0, T^2 I): the noise is scaled, not the decoder's "
             "output. The label is the same digit for all n images.",
             "torch.randn with (n, model.latent_dim) on the model's device, times the temperature; "
-            "torch.full for the n labels (integers); decode, then torch.sigmoid to get pixels in [0, 1]; "
-            "work under torch.no_grad()."),
-    "5.4": ("The question is per *requested* digit: among the images asked for as digit c, which share "
+            "torch.full for the n labels (integers); decode, then torch.sigmoid to get pixels in [0, 1]."),
+    "5.5": ("The question is per *requested* digit: among the images asked for as digit c, which share "
             "did the classifier read as c?",
             "Select with a boolean mask requested == c, compare pred with c there and average; do it "
             "for the ten digits and stack the results into one (10,) tensor."),
-    "5.5": ("The rule of the section: the observed pixels are known and must be kept exactly; the "
+    "5.6": ("The rule of the section: the observed pixels are known and must be kept exactly; the "
             "model's guess is used only where the mask says a pixel is missing (True).",
             "One element-wise selection by the mask does it; torch has a function that picks from two "
             "tensors by a bool condition."),
-    "5.6": ("PSNR = 10 log10(1 / MSE) for images in [0, 1]; the MSE here is the mean over the masked "
+    "5.7": ("PSNR = 10 log10(1 / MSE) for images in [0, 1]; the MSE here is the mean over the masked "
             "(missing) pixels only, one value per image.",
             "Flatten each image (flatten(1)), turn the mask into floats, sum the squared error times the "
             "mask and divide by the number of masked pixels per image; then torch.log10."),
-    "5.7": ("The camera model: each low-resolution pixel is the mean of a 2x2 block of the digit.",
+    "5.8": ("The camera model: each low-resolution pixel is the mean of a 2x2 block of the digit.",
             "torch.nn.functional has an average-pooling function for 2-D images; its kernel size is "
             "the block size."),
 }
@@ -79,7 +85,7 @@ def _masked_cases():
 
 
 def check_keep_observed(fn) -> None:
-    """Exercise 5.5: keep_observed(guess, observed, mask): guess where mask is True, observed elsewhere."""
+    """Exercise 5.6: keep_observed(guess, observed, mask): guess where mask is True, observed elsewhere."""
     _require_callable(fn, "keep_observed", "check_keep_observed(keep_observed)")
     r = Report("keep_observed")
     cases, g = _masked_cases()
@@ -109,7 +115,7 @@ def check_keep_observed(fn) -> None:
 
 
 def check_masked_psnr(fn) -> None:
-    """Exercise 5.6: masked_psnr(restored, target, mask) -> PSNR per image in dB over the masked pixels."""
+    """Exercise 5.7: masked_psnr(restored, target, mask) -> PSNR per image in dB over the masked pixels."""
     _require_callable(fn, "masked_psnr", "check_masked_psnr(masked_psnr)")
     from ..metrics import psnr
 
@@ -141,7 +147,7 @@ def check_masked_psnr(fn) -> None:
 
 
 def check_downsample(fn) -> None:
-    """Exercise 5.7: downsample(x) -> (N, 1, 14, 14), each pixel the mean of a 2x2 block."""
+    """Exercise 5.8: downsample(x) -> (N, 1, 14, 14), each pixel the mean of a 2x2 block."""
     _require_callable(fn, "downsample", "check_downsample(downsample)")
     import torch.nn.functional as F
 
@@ -167,7 +173,7 @@ def check_downsample(fn) -> None:
 
 
 def check_accuracy_per_class(fn) -> None:
-    """Exercise 5.4: accuracy_per_class(pred, requested) -> (10,) share of each requested digit read right."""
+    """Exercise 5.5: accuracy_per_class(pred, requested) -> (10,) share of each requested digit read right."""
     _require_callable(fn, "accuracy_per_class", "check_accuracy_per_class(accuracy_per_class)")
     from ..conditional import accuracy_per_class
 
@@ -365,7 +371,7 @@ class _ToyConditional(nn.Module):
 
 
 def check_draw(fn) -> None:
-    """Exercise 5.3 (build): draw(model, digit, n, temperature) -> n images (n, 1, 28, 28) in [0, 1]
+    """Exercise 5.4 (build): draw(model, digit, n, temperature) -> n images (n, 1, 28, 28) in [0, 1]
     of the requested digit, z ~ N(0, temperature^2 I)."""
     _require_callable(fn, "draw", "check_draw(draw)")
     r = Report("draw")
@@ -414,3 +420,95 @@ def check_draw(fn) -> None:
             r.fail(case, f"the pixels' spread does not match z ~ N(0, T^2 I) (measured {std:.2f}, expected {T})")
     return r.finish()
 
+
+
+def check_cvae_step(fn) -> None:
+    """Exercise 5.3 (build): cvae_step(model, opt) -> step(batch) for gh.fit: one optimiser step on the
+    mean negative ELBO (Bernoulli reconstruction summed over pixels + KL) of a batch (x, y), returning
+    {"loss": ..., ...}."""
+    _require_callable(fn, "cvae_step", "check_cvae_step(cvae_step)")
+    import copy
+
+    import torch.nn.functional as F
+
+    from ..conditional import ConditionalVAE
+    from ..losses import bernoulli_nll, gaussian_kl
+
+    r = Report("cvae_step")
+    g = torch.Generator().manual_seed(55)
+    x = (torch.rand(8, 1, 28, 28, generator=g) < 0.3).float()
+    y = torch.tensor([0, 1, 2, 3, 4, 5, 6, 9])
+    torch.manual_seed(0)
+    model = ConditionalVAE(latent_dim=4, width=4, hidden=16)
+    with torch.no_grad():  # a posterior away from the prior, so that the KL term weighs in the loss
+        model.to_latent[-1].bias.copy_(torch.rand(8, generator=g) * 2 - 1)
+    ref_model = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for p in model.parameters():  # left over from an earlier step: a step must clear them first
+        p.grad = torch.full_like(p, 50.0)
+
+    case = "one step on a batch of 8 images and labels"
+    step, err = call(fn, model, opt)
+    if err or not callable(step):
+        r.fail(case, err or "cvae_step(model, opt) must return the step function (def step(batch): ...)")
+        return r.finish()
+    torch.manual_seed(1)
+    out, err = call(step, (x, y))
+    if err:
+        if "required positional argument" in err or "unpack" in err:
+            err += (": the batch is a tuple (images, labels), and the conditional model is called as "
+                    "model(x, y)")
+        r.fail(case, err)
+        return r.finish()
+    if not isinstance(out, dict) or "loss" not in out:
+        r.fail(case, 'return a dict of the losses, e.g. {"loss": loss, ...}: gh.fit logs it')
+        return r.finish()
+    # the reference: the same sampled z (same seed), the mean negative ELBO
+    torch.manual_seed(1)
+    logits, mu, logvar = ref_model(x, y)
+    rec, kl = bernoulli_nll(logits, x), gaussian_kl(mu, logvar)
+    loss = (rec + kl).mean()
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=1e-3)
+    ref_opt.zero_grad()
+    loss.backward()
+    ref_opt.step()
+    value = float(out["loss"].detach()) if torch.is_tensor(out["loss"]) else float(out["loss"])
+    pixel_mean = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).mean(1)
+    twice = F.binary_cross_entropy_with_logits(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)
+    wrong = {
+        "the KL term is missing: the negative ELBO is reconstruction + KL": rec.mean(),
+        "the KL enters with the wrong sign: the negative ELBO is reconstruction + KL": (rec - kl).mean(),
+        "the reconstruction is averaged over the pixels: sum it over the 784 pixels (nats per image), "
+        "as in chapter 02, or the KL overwhelms it": (pixel_mean + kl).mean(),
+        "the losses are summed over the batch: take the mean over the images": (rec + kl).sum(),
+        "the sigmoid is applied twice: the model returns logits, and binary_cross_entropy_with_logits "
+        "applies the sigmoid itself": (twice + kl).mean(),
+    }
+    if abs(value - loss.item()) > 1e-4 * max(1.0, abs(loss.item())):
+        why = next((w for w, v in wrong.items() if abs(value - v.item()) <= 1e-4 * max(1.0, abs(v.item()))),
+                   f"the loss is {value:.3f}, the mean negative ELBO of this batch is {loss.item():.3f}")
+        r.fail(case, why)
+        return r.finish()
+    r.ok(case)
+    case = "the parameters take one optimiser step on that loss"
+    lr = 1e-3
+    after = [p.detach() for p in model.parameters()]
+    before = [q.detach() + lr * q.grad for q in ref_model.parameters()]  # SGD: after = before - lr * grad
+    right = [q.detach() for q in ref_model.parameters()]
+
+    def same(a, b):
+        return all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b))
+
+    if same(after, right):
+        r.ok(case)
+    elif same(after, before):
+        r.fail(case, "the parameters did not move: after loss.backward(), call opt.step()")
+    elif same(after, [b - lr * 50.0 for b in before]):
+        r.fail(case, "the parameters moved by the old gradients only: call loss.backward() before opt.step()")
+    elif same(after, [q - lr * 50.0 for q in right]):
+        r.fail(case, "the old gradients were not cleared, so they were added to this batch's: call "
+                     "opt.zero_grad() before loss.backward()")
+    else:
+        r.fail(case, "the parameters moved differently from one step on this batch's loss: "
+                     "opt.zero_grad(), loss.backward(), opt.step(), in that order")
+    return r.finish()
