@@ -177,3 +177,21 @@ def slant(images) -> torch.Tensor:
 def ink(images) -> torch.Tensor:
     """Total ink of each image (sum of its pixels), a proxy for stroke thickness. Shape (N,)."""
     return torch.as_tensor(images).detach().double().cpu().flatten(1).sum(1)
+
+
+# --- references for chapter 05's build exercises ("take the reference" lines) --------------------
+
+@torch.no_grad()
+def draw(model, digit: int, n: int, temperature: float = 1.0) -> torch.Tensor:
+    """Exercise 5.3's reference, "draw me a 7": n images of `digit` from any conditional model with
+    `latent_dim` and `decode(z, labels)` -> logits. z ~ N(0, temperature^2 I); pixel probabilities."""
+    dev = next(model.parameters()).device
+    z = temperature * torch.randn(n, model.latent_dim).to(dev)
+    labels = torch.full((n,), int(digit), dtype=torch.long, device=dev)
+    return torch.sigmoid(model.decode(z, labels))
+
+
+def cvae_step(model, opt):
+    """Exercise 5.3's reference: the step function for `gh.fit`, one optimiser step on the mean
+    negative ELBO of a batch (images, labels) of a conditional model (no augmentation)."""
+    return vae_step(model, opt, shift=0)

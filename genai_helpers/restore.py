@@ -158,9 +158,35 @@ def upsample_bicubic(low, size: int = SIZE) -> torch.Tensor:
     return F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def super_resolve(vae, low, steps: int = 150, lr: float = 0.1) -> torch.Tensor:
+def project_consistent(x, low, iters: int = 50) -> torch.Tensor:
+    """The image nearest to `x` (least squares) whose block averages equal `low` exactly, with
+    every pixel in [0, 1]: the projection onto the images consistent with the low-resolution
+    input. In each block the pixels move by one common shift t and are clipped to [0, 1],
+    x_i + t clipped; t is found by bisection so that the block's mean is the low pixel (the
+    optimality conditions of this projection give exactly that form)."""
+    if not torch.is_tensor(low) or low.dim() != 4 or SIZE % low.shape[-1]:
+        raise ValueError(f"low must be images (N, 1, s, s) with s dividing 28, got {getattr(low, 'shape', low)}")
+    factor = x.shape[-1] // low.shape[-1]
+    target = F.interpolate(low, scale_factor=factor, mode="nearest")  # the low pixel of each block
+
+    def block_mean(t):
+        return F.interpolate(downsample((x + t).clamp(0, 1), factor), scale_factor=factor, mode="nearest")
+
+    lo, hi = torch.full_like(x, -1.0), torch.full_like(x, 1.0)  # t = -1 gives 0, t = +1 gives 1
+    for _ in range(iters):  # the block mean grows with t: halve the bracket
+        mid = (lo + hi) / 2
+        above = block_mean(mid) > target
+        hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+    out = (x + (lo + hi) / 2).clamp(0, 1)
+    # the last rounding error (about 1e-15 after 50 halvings) is spread evenly over the block
+    return (out + target - F.interpolate(downsample(out, factor), scale_factor=factor, mode="nearest")).clamp(0, 1)
+
+
+def super_resolve(vae, low, steps: int = 150, lr: float = 0.1, consistent: bool = True) -> torch.Tensor:
     """The 28x28 digit whose block averages match `low` best under the VAE: fit the latent code
-    (starting from the encoder's code of the bicubic image) and decode it."""
+    (starting from the encoder's code of the bicubic image) and decode it. The fit only pulls the
+    block averages towards `low` (a penalty); with `consistent` (default) the decoded digit is then
+    projected onto the images whose block averages equal `low` exactly (`project_consistent`)."""
     if not torch.is_tensor(low) or low.dim() != 4 or low.shape[1] != 1 or low.shape[-1] != low.shape[-2] \
             or low.shape[-1] < 1 or SIZE % low.shape[-1]:
         raise ValueError("low must be low-resolution images (N, 1, s, s) with s dividing 28 (14, 7, 4), e.g. "
@@ -177,4 +203,5 @@ def super_resolve(vae, low, steps: int = 150, lr: float = 0.1) -> torch.Tensor:
 
     z = fit_latent(vae.decode, z0, data_loss, steps, lr)
     with torch.no_grad():
-        return torch.sigmoid(vae.decode(z))
+        out = torch.sigmoid(vae.decode(z))
+    return project_consistent(out, low) if consistent else out

@@ -19,7 +19,8 @@ from .seq2seq import (
     check_additive_scores, check_attend, check_attention_decoder, check_beam_step, check_exact_match,
     check_greedy_decode, check_masked_loss, check_train_step)
 from .applications import (
-    check_accuracy_per_class, check_downsample, check_keep_observed, check_masked_psnr, check_one_hot)
+    check_accuracy_per_class, check_conditional_vae, check_cvae_step, check_downsample, check_draw, check_keep_observed,
+    check_masked_psnr, check_one_hot)
 from .evaluation import check_knn_precision, check_linear_flops, check_membership_auc, check_nn_gap
 
 __all__ = [
@@ -29,7 +30,8 @@ __all__ = [
     "check_generator_step", "check_high_quality_counts", "check_dcgan_generator",
     "check_dcgan_discriminator", "check_gan_step", "check_nonsaturating_loss", "check_additive_scores",
     "check_attend", "check_beam_step", "check_exact_match", "check_masked_loss", "check_accuracy_per_class",
-    "check_downsample", "check_keep_observed", "check_masked_psnr", "check_one_hot", "check_knn_precision",
+    "check_conditional_vae", "check_cvae_step", "check_draw", "check_downsample", "check_keep_observed",
+    "check_masked_psnr", "check_one_hot", "check_knn_precision",
     "check_linear_flops", "check_membership_auc", "check_nn_gap"
 ]
 __all__ += ["check_attention_decoder", "check_greedy_decode", "check_train_step"]

@@ -1,9 +1,51 @@
-"""Chapter 05's exercises: conditioning, repair and its measures."""
+"""Chapter 05's exercises: conditioning (the conditional VAE, "draw me a 7"), repair and its measures."""
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from .framework import Report, call, compare, _require_callable
+
+HINTS = {
+    "5.1": ("A one-hot vector has one entry per class, all 0 but a 1 in the label's place; the text "
+            "above says how many classes there are, and why a plain number would mislead the network.",
+            "torch.nn.functional has a function with this exact name; tell it the number of classes "
+            "explicitly (a batch without a 9 must still give 10 columns), and convert the result to float."),
+    "5.2": ("Start from chapter 02's VAE: the same convolutional features and the same decoder. The "
+            "label enters twice, as the text above says: next to the image features before the layer "
+            "that gives mean and log-variance, and next to z before the decoder's first layer.",
+            "Three parts in __init__: convolutions + Flatten; a Linear stack whose input is the flat "
+            "features plus `classes` columns and whose output is 2 * latent_dim; a decoder whose first "
+            "Linear takes latent_dim + classes. In encode/decode, torch.cat along dim 1 with your "
+            "one_hot(y); .chunk(2, dim=1) splits mean and log-variance; forward samples z with the "
+            "reparameterisation of chapter 02 and returns (logits, mu, logvar). No sigmoid in decode."),
+    "5.3": ("The loss is chapter 02's negative ELBO, with the labels passed on to the model: the "
+            "reconstruction term (Bernoulli, summed over the pixels) plus the KL to the prior, averaged "
+            "over the batch; then the three calls of every PyTorch training step.",
+            "The batch is a tuple (images, labels); your model's forward returns (logits, mu, logvar). "
+            "torch.nn.functional has a binary cross-entropy that takes logits (reduction='none', then "
+            "flatten(1) and sum over dim 1); the Gaussian KL has the closed form of chapter 02. Return "
+            "a dict with at least the key 'loss'."),
+    "5.4": ("Sampling at temperature T means z ~ N(0, T^2 I): the noise is scaled, not the decoder's "
+            "output. The label is the same digit for all n images.",
+            "torch.randn with (n, model.latent_dim) on the model's device, times the temperature; "
+            "torch.full for the n labels (integers); decode, then torch.sigmoid to get pixels in [0, 1]."),
+    "5.5": ("The question is per *requested* digit: among the images asked for as digit c, which share "
+            "did the classifier read as c?",
+            "Select with a boolean mask requested == c, compare pred with c there and average; do it "
+            "for the ten digits and stack the results into one (10,) tensor."),
+    "5.6": ("The rule of the section: the observed pixels are known and must be kept exactly; the "
+            "model's guess is used only where the mask says a pixel is missing (True).",
+            "One element-wise selection by the mask does it; torch has a function that picks from two "
+            "tensors by a bool condition."),
+    "5.7": ("PSNR = 10 log10(1 / MSE) for images in [0, 1]; the MSE here is the mean over the masked "
+            "(missing) pixels only, one value per image.",
+            "Flatten each image (flatten(1)), turn the mask into floats, sum the squared error times the "
+            "mask and divide by the number of masked pixels per image; then torch.log10."),
+    "5.8": ("The camera model: each low-resolution pixel is the mean of a 2x2 block of the digit.",
+            "torch.nn.functional has an average-pooling function for 2-D images; its kernel size is "
+            "the block size."),
+}
 
 
 def check_one_hot(fn) -> None:
@@ -43,7 +85,7 @@ def _masked_cases():
 
 
 def check_keep_observed(fn) -> None:
-    """Exercise 5.3: keep_observed(guess, observed, mask): guess where mask is True, observed elsewhere."""
+    """Exercise 5.6: keep_observed(guess, observed, mask): guess where mask is True, observed elsewhere."""
     _require_callable(fn, "keep_observed", "check_keep_observed(keep_observed)")
     r = Report("keep_observed")
     cases, g = _masked_cases()
@@ -73,7 +115,7 @@ def check_keep_observed(fn) -> None:
 
 
 def check_masked_psnr(fn) -> None:
-    """Exercise 5.4: masked_psnr(restored, target, mask) -> PSNR per image in dB over the masked pixels."""
+    """Exercise 5.7: masked_psnr(restored, target, mask) -> PSNR per image in dB over the masked pixels."""
     _require_callable(fn, "masked_psnr", "check_masked_psnr(masked_psnr)")
     from ..metrics import psnr
 
@@ -105,7 +147,7 @@ def check_masked_psnr(fn) -> None:
 
 
 def check_downsample(fn) -> None:
-    """Exercise 5.5: downsample(x) -> (N, 1, 14, 14), each pixel the mean of a 2x2 block."""
+    """Exercise 5.8: downsample(x) -> (N, 1, 14, 14), each pixel the mean of a 2x2 block."""
     _require_callable(fn, "downsample", "check_downsample(downsample)")
     import torch.nn.functional as F
 
@@ -131,7 +173,7 @@ def check_downsample(fn) -> None:
 
 
 def check_accuracy_per_class(fn) -> None:
-    """Exercise 5.2: accuracy_per_class(pred, requested) -> (10,) share of each requested digit read right."""
+    """Exercise 5.5: accuracy_per_class(pred, requested) -> (10,) share of each requested digit read right."""
     _require_callable(fn, "accuracy_per_class", "check_accuracy_per_class(accuracy_per_class)")
     from ..conditional import accuracy_per_class
 
@@ -161,4 +203,312 @@ def check_accuracy_per_class(fn) -> None:
                 read / len(pred),
         }, "(10,), one share per digit", atol=1e-6)
         r.fail(case, why) if why else r.ok(case)
+    return r.finish()
+
+
+# --- build exercises: the conditional VAE and "draw me a 7" ---------------------------------------
+
+def _inputs_seen(model, fn):
+    """Run fn() while recording the inputs of every Linear, Conv and Embedding layer of `model`."""
+    seen, hooks = [], []
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding, nn.Conv2d, nn.ConvTranspose2d)):
+            hooks.append(m.register_forward_hook(lambda mod, inp, out: seen.append((mod, inp[0]))))
+    try:
+        out, err = call(fn)
+    finally:
+        for h in hooks:
+            h.remove()
+    return out, err, seen
+
+
+def _how_label_enters(seen, y, classes: int = 10) -> str | None:
+    """'one-hot', 'embedding', 'raw' (the label as one number), or None if not found in any layer input."""
+    onehot = torch.nn.functional.one_hot(y, classes).float()
+    for mod, inp in seen:
+        if isinstance(mod, nn.Embedding) and torch.equal(inp.cpu().long(), y):
+            return "embedding"
+        if inp.dim() != 2 or len(inp) != len(y):
+            continue
+        cols = inp.detach().float().cpu().T
+        for i in range(len(cols) - classes + 1):
+            if torch.equal(cols[i:i + classes].T, onehot):
+                return "one-hot"
+        if any(torch.allclose(c, y.float()) for c in cols):
+            return "raw"
+    return None
+
+
+def _label_error(err: str) -> str:
+    if "shapes cannot be multiplied" in err or "size mismatch" in err:
+        return (f"{err}. The first Linear layer's input size must be what you concatenate: the flat "
+                "features (or latent_dim) plus 10 one-hot columns")
+    return err
+
+
+def check_conditional_vae(cls) -> None:
+    """Exercise 5.2 (build): ConditionalVAE(latent_dim=16) with encode(x, y) -> (mu, logvar),
+    decode(z, y) -> logits (B, 1, 28, 28), forward(x, y) -> (logits, mu, logvar); the label given
+    to the decoder (and to the encoder) as a one-hot vector or an embedding."""
+    _require_callable(cls, "ConditionalVAE", "check_conditional_vae(ConditionalVAE)")
+    r = Report("ConditionalVAE")
+    torch.manual_seed(0)
+    model, err = call(cls)
+    if err:
+        r.fail("building ConditionalVAE()", err)
+        return r.finish()
+    d = getattr(model, "latent_dim", None)
+    if not isinstance(model, nn.Module) or not isinstance(d, int):
+        r.fail("building ConditionalVAE()", "it must be an nn.Module with the attribute latent_dim (keep the "
+               "lines given above the solution: super().__init__() and self.latent_dim = latent_dim)")
+        return r.finish()
+    g = torch.Generator().manual_seed(53)
+    x = (torch.rand(10, 1, 28, 28, generator=g) < 0.3).float()
+    y = torch.arange(10)
+    other = (y + 3) % 10
+    z = 2 * torch.randn(10, d, generator=g)
+    model.train()
+
+    # decode: logits of the right shape, and the label makes a difference
+    case = "decode(z, y) gives logits (B, 1, 28, 28) that depend on the label"
+    with torch.no_grad():
+        out, err, seen = _inputs_seen(model, lambda: model.decode(z, y))
+        if err:
+            r.fail(case, _label_error(err))
+        elif not torch.is_tensor(out) or tuple(out.shape) != (10, 1, 28, 28):
+            r.fail(case, f"expected logits of shape (10, 1, 28, 28), got "
+                         f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}")
+        else:
+            how = _how_label_enters(seen, y)
+            out2, _ = call(lambda: model.decode(z, other))
+            if how == "raw":
+                r.fail(case, "the label enters as one number (7.0), which tells the network that 7 lies "
+                             "between 6 and 8; give it as a one-hot vector (10 columns) or an embedding")
+            elif torch.is_tensor(out2) and torch.allclose(out, out2):
+                r.fail(case, "the label is not given to the decoder: decode(z, 3) and decode(z, 8) are the "
+                             "same image, so samples ignore the requested class (the classifier would read "
+                             "about 10% of them right); concatenate one_hot(y) with z")
+            elif bool((out >= 0).all() and (out <= 1).all()):
+                r.fail(case, "the outputs are all in [0, 1]: decode must return logits (no sigmoid at the "
+                             "end); the loss takes logits, and sigmoid is applied when showing samples")
+            else:
+                r.ok(case)
+        # a batch without the digits 7, 8, 9 must work as well
+        case = "a batch whose labels stop at 6"
+        few = torch.tensor([0, 3, 6, 1, 2, 5])
+        out, err = call(lambda: model.decode(z[:6], few))
+        if err:
+            r.fail(case, f"{err}: the one-hot must always have 10 columns, even when the batch holds no 9 "
+                         "(F.one_hot(y) alone makes max(y) + 1 columns: pass num_classes=10)")
+        else:
+            r.ok(case)
+
+    # encode: mean and log-variance; does the label reach it?
+    case = "encode(x, y) gives mean and log-variance, each (B, latent_dim)"
+    note = None
+    with torch.no_grad():
+        out, err, seen = _inputs_seen(model, lambda: model.encode(x, y))
+        if err:
+            r.fail(case, _label_error(err))
+        elif torch.is_tensor(out):
+            r.fail(case, f"return two tensors (mu, logvar), not one of shape {tuple(out.shape)}: split the "
+                         "last layer's 2 * latent_dim outputs with .chunk(2, dim=1)")
+        elif not isinstance(out, (tuple, list)) or len(out) != 2 or any(
+                not torch.is_tensor(t) or tuple(t.shape) != (10, d) for t in out):
+            r.fail(case, f"expected (mu, logvar), each of shape (10, {d})")
+        elif _how_label_enters(seen, y) == "raw":
+            r.fail(case, "the encoder gets the label as one number; give it a one-hot vector (or an embedding)")
+        else:
+            out2, _ = call(lambda: model.encode(x, other))
+            if isinstance(out2, (tuple, list)) and all(torch.allclose(a, b) for a, b in zip(out, out2)):
+                note = ("the encoder ignores the label: allowed (only the decoder needs it to draw a requested "
+                        "digit), but then z must also describe which digit it is; the chapter's model gives "
+                        "the label to both networks")
+            r.ok(case)
+
+    # forward: a sampled z, the three outputs the loss needs
+    case = "forward(x, y) returns (logits, mu, logvar) with a sampled z"
+    torch.manual_seed(1)
+    out, err = call(lambda: model(x, y))
+    torch.manual_seed(2)
+    again, _ = call(lambda: model(x, y))
+    if err:
+        r.fail(case, err)
+    elif not isinstance(out, (tuple, list)) or len(out) != 3:
+        r.fail(case, "return three things, (logits, mu, logvar): the loss needs all three")
+    elif tuple(out[0].shape) != (10, 1, 28, 28):
+        r.fail(case, f"the first output must be the logits (10, 1, 28, 28), got {tuple(out[0].shape)}")
+    elif isinstance(again, (tuple, list)) and torch.allclose(out[0], again[0]):
+        r.fail(case, "forward decodes the same z every time: sample z = mu + sigma * eps "
+                     "(the reparameterisation of chapter 02), not the mean")
+    else:
+        r.ok(case)
+    if note:
+        r.ok(f"note: {note}")
+    return r.finish()
+
+
+class _ToyConditional(nn.Module):
+    """A stand-in conditional model for check_draw: decode(z, y) = z + (y - 4.5) / 3 per pixel, so
+    the drawn pixels reveal the noise scale and the label that were used."""
+
+    def __init__(self):
+        super().__init__()
+        self.latent_dim = 784
+        self.scale = nn.Parameter(torch.ones(()))
+        self.calls = []
+
+    @staticmethod
+    def offset(digit):
+        return (float(digit) - 4.5) / 3
+
+    def decode(self, z, y):
+        if not torch.is_tensor(y) or y.dim() != 1 or y.dtype.is_floating_point or len(y) != len(z):
+            raise ValueError("decode(z, labels) takes one integer label per image: a (n,) tensor such as "
+                             "torch.full((n,), digit)")
+        self.calls.append(torch.is_grad_enabled())
+        return self.scale * z.view(-1, 1, 28, 28) + ((y.float() - 4.5) / 3).view(-1, 1, 1, 1)
+
+
+def check_draw(fn) -> None:
+    """Exercise 5.4 (build): draw(model, digit, n, temperature) -> n images (n, 1, 28, 28) in [0, 1]
+    of the requested digit, z ~ N(0, temperature^2 I)."""
+    _require_callable(fn, "draw", "check_draw(draw)")
+    r = Report("draw")
+    n = 64
+    for digit, T in ((7, 1.0), (2, 0.5), (9, 0.25)):
+        case = f"{n} images of a {digit} at temperature {T}"
+        model = _ToyConditional()
+        torch.manual_seed(54)
+        out, err = call(fn, model, digit, n, T)
+        if err:
+            r.fail(case, err)
+            continue
+        if not torch.is_tensor(out) or tuple(out.shape) != (n, 1, 28, 28):
+            r.fail(case, f"expected images of shape ({n}, 1, 28, 28), got "
+                         f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}")
+            continue
+        if out.requires_grad:
+            r.fail(case, "the images still carry gradients: draw under torch.no_grad() (they are for looking "
+                         "at and for the classifier, not for training)")
+            continue
+        out = out.detach().double()
+        if out.min() < 0 or out.max() > 1:
+            r.fail(case, "values outside [0, 1]: decode returns logits; apply torch.sigmoid to get pixel "
+                         "probabilities you can show")
+            continue
+        logit = torch.logit(out.clamp(1e-12, 1 - 1e-12))
+        mean, std, off = logit.mean().item(), logit.std().item(), model.offset(digit)
+
+        def near(a, b, tol=0.06):
+            return abs(a - b) <= tol * max(1.0, abs(b))
+
+        if near(mean, off) and near(std, T):
+            r.ok(case)
+        elif near(mean, off / T) and near(std, 1 / T) and T != 1:
+            r.fail(case, "the temperature divides the logits (as in a softmax); here it scales the code: "
+                         "z = temperature * randn, then decode")
+        elif near(std, 1 / T) and T != 1:
+            r.fail(case, "z is divided by the temperature; multiply: z ~ N(0, T^2 I) has standard deviation T")
+        elif near(std, T * T) and T != 1:
+            r.fail(case, "the noise has standard deviation T^2; T is the standard deviation: z = T * randn")
+        elif near(std, 1.0) and T != 1:
+            r.fail(case, "the temperature is ignored: the samples have the prior's spread (T = 1)")
+        elif not near(mean, off):
+            r.fail(case, f"these are not images of a {digit}: give decode n labels, all equal to `digit`")
+        else:
+            r.fail(case, f"the pixels' spread does not match z ~ N(0, T^2 I) (measured {std:.2f}, expected {T})")
+    return r.finish()
+
+
+
+def check_cvae_step(fn) -> None:
+    """Exercise 5.3 (build): cvae_step(model, opt) -> step(batch) for gh.fit: one optimiser step on the
+    mean negative ELBO (Bernoulli reconstruction summed over pixels + KL) of a batch (x, y), returning
+    {"loss": ..., ...}."""
+    _require_callable(fn, "cvae_step", "check_cvae_step(cvae_step)")
+    import copy
+
+    import torch.nn.functional as F
+
+    from ..conditional import ConditionalVAE
+    from ..losses import bernoulli_nll, gaussian_kl
+
+    r = Report("cvae_step")
+    g = torch.Generator().manual_seed(55)
+    x = (torch.rand(8, 1, 28, 28, generator=g) < 0.3).float()
+    y = torch.tensor([0, 1, 2, 3, 4, 5, 6, 9])
+    torch.manual_seed(0)
+    model = ConditionalVAE(latent_dim=4, width=4, hidden=16)
+    with torch.no_grad():  # a posterior away from the prior, so that the KL term weighs in the loss
+        model.to_latent[-1].bias.copy_(torch.rand(8, generator=g) * 2 - 1)
+    ref_model = copy.deepcopy(model)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for p in model.parameters():  # left over from an earlier step: a step must clear them first
+        p.grad = torch.full_like(p, 50.0)
+
+    case = "one step on a batch of 8 images and labels"
+    step, err = call(fn, model, opt)
+    if err or not callable(step):
+        r.fail(case, err or "cvae_step(model, opt) must return the step function (def step(batch): ...)")
+        return r.finish()
+    torch.manual_seed(1)
+    out, err = call(step, (x, y))
+    if err:
+        if "required positional argument" in err or "unpack" in err:
+            err += (": the batch is a tuple (images, labels), and the conditional model is called as "
+                    "model(x, y)")
+        r.fail(case, err)
+        return r.finish()
+    if not isinstance(out, dict) or "loss" not in out:
+        r.fail(case, 'return a dict of the losses, e.g. {"loss": loss, ...}: gh.fit logs it')
+        return r.finish()
+    # the reference: the same sampled z (same seed), the mean negative ELBO
+    torch.manual_seed(1)
+    logits, mu, logvar = ref_model(x, y)
+    rec, kl = bernoulli_nll(logits, x), gaussian_kl(mu, logvar)
+    loss = (rec + kl).mean()
+    ref_opt = torch.optim.SGD(ref_model.parameters(), lr=1e-3)
+    ref_opt.zero_grad()
+    loss.backward()
+    ref_opt.step()
+    value = float(out["loss"].detach()) if torch.is_tensor(out["loss"]) else float(out["loss"])
+    pixel_mean = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).mean(1)
+    twice = F.binary_cross_entropy_with_logits(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)
+    wrong = {
+        "the KL term is missing: the negative ELBO is reconstruction + KL": rec.mean(),
+        "the KL enters with the wrong sign: the negative ELBO is reconstruction + KL": (rec - kl).mean(),
+        "the reconstruction is averaged over the pixels: sum it over the 784 pixels (nats per image), "
+        "as in chapter 02, or the KL overwhelms it": (pixel_mean + kl).mean(),
+        "the losses are summed over the batch: take the mean over the images": (rec + kl).sum(),
+        "the sigmoid is applied twice: the model returns logits, and binary_cross_entropy_with_logits "
+        "applies the sigmoid itself": (twice + kl).mean(),
+    }
+    if abs(value - loss.item()) > 1e-4 * max(1.0, abs(loss.item())):
+        why = next((w for w, v in wrong.items() if abs(value - v.item()) <= 1e-4 * max(1.0, abs(v.item()))),
+                   f"the loss is {value:.3f}, the mean negative ELBO of this batch is {loss.item():.3f}")
+        r.fail(case, why)
+        return r.finish()
+    r.ok(case)
+    case = "the parameters take one optimiser step on that loss"
+    lr = 1e-3
+    after = [p.detach() for p in model.parameters()]
+    before = [q.detach() + lr * q.grad for q in ref_model.parameters()]  # SGD: after = before - lr * grad
+    right = [q.detach() for q in ref_model.parameters()]
+
+    def same(a, b):
+        return all(torch.allclose(u, v, atol=1e-6) for u, v in zip(a, b))
+
+    if same(after, right):
+        r.ok(case)
+    elif same(after, before):
+        r.fail(case, "the parameters did not move: after loss.backward(), call opt.step()")
+    elif same(after, [b - lr * 50.0 for b in before]):
+        r.fail(case, "the parameters moved by the old gradients only: call loss.backward() before opt.step()")
+    elif same(after, [q - lr * 50.0 for q in right]):
+        r.fail(case, "the old gradients were not cleared, so they were added to this batch's: call "
+                     "opt.zero_grad() before loss.backward()")
+    else:
+        r.fail(case, "the parameters moved differently from one step on this batch's loss: "
+                     "opt.zero_grad(), loss.backward(), opt.step(), in that order")
     return r.finish()
