@@ -15,7 +15,8 @@ from .gans import (
 from .seq2seq import check_additive_scores, check_attend, check_beam_step, check_exact_match, check_masked_loss
 from .applications import (
     check_accuracy_per_class, check_downsample, check_keep_observed, check_masked_psnr, check_one_hot)
-from .evaluation import check_knn_precision, check_linear_flops, check_membership_auc, check_nn_gap
+from .evaluation import (
+    check_knn_precision, check_linear_flops, check_membership_attack, check_membership_auc, check_nn_gap)
 
 __all__ = [
     "CheckFailed", "Report", "call", "compare", "check_to_unit", "check_attention", "check_elbo_estimate",
@@ -24,5 +25,5 @@ __all__ = [
     "check_generator_step", "check_high_quality_counts", "check_nonsaturating_loss", "check_additive_scores",
     "check_attend", "check_beam_step", "check_exact_match", "check_masked_loss", "check_accuracy_per_class",
     "check_downsample", "check_keep_observed", "check_masked_psnr", "check_one_hot", "check_knn_precision",
-    "check_linear_flops", "check_membership_auc", "check_nn_gap"
+    "check_linear_flops", "check_membership_auc", "check_nn_gap", "check_membership_attack"
 ]
