@@ -4,6 +4,7 @@ import torch
 from test_checks import verdict  # the verdict, or "passed"
 
 from genai_helpers import checks
+from genai_helpers.vae import neg_elbo
 
 
 @pytest.mark.parametrize("fn, words", [
@@ -94,6 +95,56 @@ def test_check_knn_precision_names_recall():
 
 
 @pytest.mark.parametrize("checker", [checks.check_linear_flops, checks.check_nn_gap,
-                                     checks.check_membership_auc, checks.check_knn_precision])
+                                     checks.check_membership_auc, checks.check_knn_precision,
+                                     checks.check_membership_attack])
 def test_checkers_reject_non_functions(checker):
     assert "pass your function itself" in verdict(checker, 3.0)
+
+
+def attack(model, members, non_members, *, sign=1, average=False, swap=False, member_thresholds=False,
+           evaluate=True, inf_threshold=True, roc_swap=False):
+    """The membership attack, right by default, with one typical mistake switched on."""
+    if evaluate:
+        model.eval()
+    with torch.no_grad():
+        m, n = (-sign * neg_elbo(model, x).double() for x in (members, non_members))
+    if average:
+        m, n = m.mean(), n.mean()
+    if swap:
+        m, n = n, m
+    a = auc(m.reshape(-1), n.reshape(-1)).item()
+    cand = [m, n] + ([torch.tensor([float("inf")], dtype=torch.float64)] if inf_threshold else [])
+    t = torch.cat([c.reshape(-1) for c in cand]).unique()
+    pos, neg = (n, m) if roc_swap else (m, n)
+    tpr = (pos.reshape(-1)[None] >= t[:, None]).double().mean(1)
+    fpr = (neg.reshape(-1)[None] >= t[:, None]).double().mean(1)
+    rates = {}
+    for key, rate in (("tpr_at_1pct", 0.01), ("tpr_at_01pct", 0.001)):
+        if member_thresholds:
+            rates[key] = (m >= torch.quantile(m, 1 - rate)).double().mean().item()
+        else:
+            rates[key] = tpr[fpr <= rate].max().item()
+    return {"auc": a, **rates, "member_scores": m, "non_member_scores": n}
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({}, "passed"),
+    ({"sign": -1}, "sign is reversed"),
+    ({"average": True}, "averaged over the batch"),
+    ({"swap": True}, "swapped"),
+    ({"member_thresholds": True}, "taken from the members' scores"),
+    ({"evaluate": False}, "model.eval()"),
+    ({"inf_threshold": False}, "threshold above every score"),
+    ({"roc_swap": True}, "swapped in the ROC"),
+])
+def test_check_membership_attack(kw, words):
+    assert words in verdict(checks.check_membership_attack, lambda mo, m, n: attack(mo, m, n, **kw))
+
+
+def test_check_membership_attack_accepts_the_reference_and_names_a_missing_key():
+    from genai_helpers.evaluation import membership_attack
+
+    assert verdict(checks.check_membership_attack, membership_attack) == "passed"
+    assert "lacks tpr_at_01pct" in verdict(
+        checks.check_membership_attack,
+        lambda mo, m, n: {k: v for k, v in attack(mo, m, n).items() if k != "tpr_at_01pct"})

@@ -82,3 +82,36 @@ def test_nn_distances_and_gap():
         metrics.nn_gap(samples, train, test[:1])
     with pytest.raises(ValueError, match="values per item"):
         metrics.nn_distances(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_tpr_at_fpr_and_auc_agree_with_sklearn():
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from genai_helpers.evaluation import tpr_at_fpr
+
+    g = torch.Generator().manual_seed(1)
+    m = torch.randn(200, generator=g) + 1.0
+    n = torch.randn(2000, generator=g)
+    n[5] = 10.0  # a non-member with the best score of all
+    y = torch.cat([torch.ones(200), torch.zeros(2000)]).numpy()
+    s = torch.cat([m, n]).numpy()
+    assert metrics.membership_auc(m, n) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    for rate in (0.01, 0.001, 0.0):
+        assert tpr_at_fpr(m, n, rate) == pytest.approx(tpr[fpr <= rate].max(), abs=1e-12)
+
+
+def test_membership_attack_reference_on_a_tiny_vae():
+    from genai_helpers.evaluation import knn_precision, linear_flops, membership_attack
+    from genai_helpers.vae import VAE
+
+    torch.manual_seed(0)
+    model = VAE(latent_dim=2, width=4, hidden=16)
+    x = torch.rand(12, 1, 28, 28)
+    out = membership_attack(model, x[:4], x[4:])
+    assert set(out) == {"auc", "tpr_at_1pct", "tpr_at_01pct", "member_scores", "non_member_scores"}
+    assert out["member_scores"].shape == (4,) and out["non_member_scores"].shape == (8,)
+    assert 0 <= out["tpr_at_01pct"] <= out["tpr_at_1pct"] <= 1 and not model.training
+    assert linear_flops(64, 784, 256) == 2 * 64 * 784 * 256
+    real = torch.arange(10.0)[:, None]
+    assert knn_precision(real, torch.tensor([[0.5], [20.0]]), 2) == pytest.approx(0.5)

@@ -5,6 +5,35 @@ import torch
 
 from .framework import Report, call, compare, _require_callable, _scalar
 
+HINTS = {
+    "6.1": ("Each output number of the layer is a dot product of n_in inputs with n_in weights. Count "
+            "its multiplications and its additions, then how many output numbers a batch has.",
+            "Multiply three sizes together, times the operations per multiply-add; leave the bias out "
+            "(PyTorch's counter, `gh.cost.count_flops`, counts the matrix product only)."),
+    "6.2": ("Follow the formula of the gap above: for each sample its nearest training digit and its "
+            "nearest held-out digit; average each kind of distance over the samples; then one ratio.",
+            "Flatten images to rows first (`.flatten(1)`); `torch.cdist(a, b)` gives every pairwise "
+            "distance, and the minimum along dimension 1 (`.min(1).values`) each row's nearest one."),
+    "6.3": ("The AUC is the probability that a random member scores higher than a random non-member: "
+            "compare *every* member with *every* non-member, a win counts 1, a tie a half.",
+            "Broadcasting makes all pairs at once: a column of member scores (`[:, None]`) against a row "
+            "of non-member scores (`[None, :]`) gives a (members x non-members) table of comparisons; "
+            "average it."),
+    "6.4": ("Three steps: one score per image, the ELBO (higher for members; the loss is its negative), "
+            "computed in evaluation mode; then the AUC of your exercise 6.3; then the ROC: for a threshold "
+            "t, TPR = share of members scoring >= t, FPR = share of non-members scoring >= t, and the TPR "
+            "at a low FPR is the best TPR among the thresholds whose FPR is at most that rate.",
+            "`model.eval()` and `torch.no_grad()` first; `gh.vae.neg_elbo(model, x)` returns one number "
+            "per image (do not average it), so stack a few calls and average over the draws only. The "
+            "candidate thresholds are all scores, plus one above every score (`float('inf')`), where "
+            "both rates are 0; compare scores with thresholds by broadcasting, as in 6.3."),
+    "6.5": ("A fake point counts if it lies within the k-NN radius of at least one real point; a real "
+            "point's radius is its distance to its k-th nearest *other* real point (the section above).",
+            "`torch.cdist(real, real)` sorted along each row starts with the 0 of the point itself; then "
+            "compare `torch.cdist(fake, real)` with the radii (broadcast over the rows), `.any(1)` per "
+            "fake, and average."),
+}
+
 
 def _number(out):
     """One number as a float64 0-dim tensor, or the reason it is not one."""
@@ -128,7 +157,7 @@ def check_membership_auc(fn) -> None:
 
 
 def check_knn_precision(fn) -> None:
-    """Exercise 6.4: knn_precision(real, fake, k) -> share of fakes within the k-NN radius of some real point."""
+    """Exercise 6.5: knn_precision(real, fake, k) -> share of fakes within the k-NN radius of some real point."""
     from ..metrics import manifold_share
 
     _require_callable(fn, "knn_precision", "check_knn_precision(knn_precision)")
@@ -169,3 +198,146 @@ def check_knn_precision(fn) -> None:
         }, "one number in [0, 1]", atol=1e-6, rtol=1e-6)
         r.fail(case, why) if why else r.ok(case)
     return r.finish()
+
+
+class _StubVAE(torch.nn.Module):
+    """A stand-in VAE for checking the attack: the first pixel of each image sets its ELBO.
+
+    Its decoder's logits are 0 (every image costs 784 log 2 nats to reconstruct) and its encoder
+    mean is 3 x the first pixel, through a BatchNorm that is the identity in evaluation mode; in
+    training mode it normalises with the batch's statistics, as a real BatchNorm does, so a model
+    left in training mode gives other scores."""
+
+    latent_dim = 1
+
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(1, affine=False, momentum=0.0)
+        self.norm.running_var.fill_(1 - self.norm.eps)  # the identity in evaluation mode
+
+    def encode(self, x):
+        mu = self.norm(3 * x.flatten(1)[:, :1].float())
+        return mu, torch.zeros_like(mu)
+
+    def decode(self, z):
+        return torch.zeros(len(z), 1, 28, 28, device=z.device)
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        return self.decode(mu + torch.randn_like(mu)), mu, logvar
+
+
+def _attack_images(first_pixels: torch.Tensor) -> torch.Tensor:
+    x = torch.zeros(len(first_pixels), 1, 28, 28)
+    x[:, 0, 0, 0] = first_pixels
+    return x
+
+
+def _attack_cases():
+    """Two sets of members and non-members (different sizes, so that a swap shows)."""
+    g = torch.Generator().manual_seed(63)
+    m1, n1 = (0.3 * torch.rand(40, generator=g)), 0.1 + 0.9 * torch.rand(300, generator=g)
+    m2, n2 = 0.2 + 0.8 * torch.rand(50, generator=g), torch.rand(400, generator=g)
+    n2[7] = 0.0  # a non-member with the best score of all: the 0.1% rate needs a threshold above it
+    return {"40 members, 300 non-members, well separated": (m1, n1),
+            "50 members, 400 non-members, overlapping, a non-member scores best": (m2, n2)}
+
+
+_KEYS = ("auc", "tpr_at_1pct", "tpr_at_01pct", "member_scores", "non_member_scores")
+
+
+def check_membership_attack(fn) -> None:
+    """Exercise 6.4: membership_attack(model, members, non_members) -> dict(auc, tpr_at_1pct,
+    tpr_at_01pct, member_scores, non_member_scores): the attack from per-image ELBOs."""
+    from ..evaluation import tpr_at_fpr
+    from ..metrics import membership_auc
+    from ..vae import neg_elbo
+
+    _require_callable(fn, "membership_attack", "check_membership_attack(membership_attack)")
+    r = Report("membership_attack")
+    for case, (pm, pn) in _attack_cases().items():
+        members, non_members = _attack_images(pm), _attack_images(pn)
+        model = _StubVAE()
+        model.train()  # as a model comes out of training: the attack must switch to evaluation mode
+        out, err = call(fn, model, members.clone(), non_members.clone())
+        if err:
+            if any(w in err for w in ("empty", "numel", "max()", "reduction")):
+                err += (" (no threshold had a false-positive rate that low: add a threshold above every "
+                        "score, where both rates are 0)")
+            elif any(w in err for w in ("dimension", "0-d", "shape", "size")):
+                err += " (is each score one number per image? the attack needs one ELBO per image)"
+            r.fail(case, err)
+            continue
+        why = _attack_verdict(out, model, members, non_members, membership_auc, tpr_at_fpr, neg_elbo)
+        r.fail(case, why) if why else r.ok(case)
+    return r.finish()
+
+
+def _attack_verdict(out, model, members, non_members, membership_auc, tpr_at_fpr, neg_elbo):
+    if not isinstance(out, dict):
+        return f"return a dict with the keys {', '.join(_KEYS)}, not a {type(out).__name__}"
+    missing = [k for k in _KEYS if k not in out]
+    if missing:
+        return f"the dict lacks {', '.join(missing)} (it needs {', '.join(_KEYS)})"
+    model.eval()
+    with torch.no_grad():
+        ref = {"member_scores": -neg_elbo(model, members).double(),
+               "non_member_scores": -neg_elbo(model, non_members).double()}
+        model.train()
+        train_mode = {"member_scores": -neg_elbo(model, members).double(),
+                      "non_member_scores": -neg_elbo(model, non_members).double()}
+    model.eval()
+    scores = {}
+    for key, other in (("member_scores", "non_member_scores"), ("non_member_scores", "member_scores")):
+        s = out[key]
+        if not torch.is_tensor(s):
+            return f"{key}: return a tensor with one score per image, not a {type(s).__name__}"
+        s = s.detach().double().cpu().flatten() if s.dim() > 0 else s.detach().double().cpu()
+        if s.dim() == 0 or s.numel() == 1:
+            return (f"{key} is one number: the ELBO was averaged over the batch. The attack scores each "
+                    f"image: keep one ELBO per image ({len(ref[key])} here) and average over the noise "
+                    "draws only")
+        if s.shape == ref[other].shape and s.shape != ref[key].shape:
+            return ("members and non-members are swapped: member_scores must score the members (the "
+                    "training images), non_member_scores the held-out images")
+        why = compare(s, ref[key], {
+            "the sign is reversed: the score is the ELBO (higher for members), the negative of the loss "
+            "that neg_elbo returns": -ref[key],
+            "the model was left in training mode: BatchNorm then uses each batch's own statistics (and "
+            "dropout drops units at random); call model.eval() before scoring": train_mode[key],
+        }, "one score per image", atol=1e-3, rtol=1e-5)
+        if why:
+            return f"{key}: {why}"
+        scores[key] = ref[key]
+    m, n = scores["member_scores"], scores["non_member_scores"]
+    auc = membership_auc(m, n)
+    t1, t01 = tpr_at_fpr(m, n, 0.01), tpr_at_fpr(m, n, 0.001)
+    for key in ("auc", "tpr_at_1pct", "tpr_at_01pct"):
+        v = _scalar(out[key])
+        if not (torch.is_tensor(v) and v.numel() == 1):
+            return f"{key}: return one number, not {type(out[key]).__name__}"
+    got = {k: float(_scalar(out[k])) for k in ("auc", "tpr_at_1pct", "tpr_at_01pct")}
+    if abs(got["auc"] - auc) > 1e-6:
+        if abs(got["auc"] - (1 - auc)) < 1e-6:
+            return (f"auc {got['auc']:.3f} is 1 - the right one ({auc:.3f}): in the comparison, members "
+                    "and non-members are swapped, or the score's sign is reversed (higher must mean member)")
+        return f"auc {got['auc']:.4f}, expected {auc:.4f}: compare every member with every non-member, ties half"
+    tol = 1 / len(m) + 1e-9  # one member either way: a threshold exactly at a score may count or not
+    for key, rate, right in (("tpr_at_1pct", 0.01, t1), ("tpr_at_01pct", 0.001, t01)):
+        v = got[key]
+        if abs(v - right) <= tol:
+            continue
+        swapped = tpr_at_fpr(n, m, rate)
+        if abs(v - swapped) <= 1 / len(n) + 1e-9 and abs(swapped - right) > tol:
+            return (f"{key} = {v:.3f}: members and non-members are swapped in the ROC (the TPR counts "
+                    f"members, the FPR non-members); expected {right:.3f}")
+        if abs(v - rate) <= tol + 0.01 and right > rate + 3 * tol:
+            return (f"{key} = {v:.3f}, about {rate:.1%}: the threshold was taken from the members' scores. "
+                    f"A false positive is a non-member above the threshold, so the threshold comes from the "
+                    f"non-members' scores (at most {rate:.1%} of them at or above it); expected {right:.3f}")
+        other = t01 if rate == 0.01 else t1
+        if abs(v - other) <= tol and abs(other - right) > tol:
+            return f"{key} = {v:.3f} is the rate at the other false-positive rate; expected {right:.3f}"
+        return (f"{key} = {v:.3f}, expected {right:.3f}: the best TPR among the thresholds whose FPR "
+                f"(share of non-members at or above the threshold) is at most {rate:.1%}")
+    return None
