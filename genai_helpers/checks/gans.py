@@ -522,25 +522,17 @@ def _gan_step_variant(G, D, opt_g, opt_d, real, *, d_first=True, fresh=False, g_
     (d_step(), g_step()) if d_first else (g_step(), d_step())
 
 
-def check_gan_step(make_gan_step) -> None:
-    """Exercise 3.8: make_gan_step(G, D, opt_g, opt_d) -> step(real): one D update, one G update."""
-    from ..losses import generator_loss_saturating
+_GAN_LR = 0.1
 
-    _require_callable(make_gan_step, "make_gan_step", "check_gan_step(make_gan_step)")
-    r = Report("make_gan_step")
-    lr = 0.1
-    torch.manual_seed(44)
-    G0 = _TinyG()
-    _, D0 = _tiny_gan(45)
-    real = torch.randn(16, 2, generator=torch.Generator().manual_seed(46)) + 2
 
-    def fresh_copies():
-        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
-        return G, D, torch.optim.SGD(G.parameters(), lr=lr), torch.optim.SGD(D.parameters(), lr=lr)
+def _fresh_gan(G0, D0):
+    """Copies of G0 and D0 with their own SGD optimisers: every variant starts from the same weights."""
+    G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+    return G, D, torch.optim.SGD(G.parameters(), lr=_GAN_LR), torch.optim.SGD(D.parameters(), lr=_GAN_LR)
 
-    G, D, opt_g, opt_d = fresh_copies()
-    G.eval()
-    D.eval()  # as an evaluation or a sampling call may have left them
+
+def _count_steps(opt_g, opt_d) -> dict:
+    """Wrap both optimisers' step() to count the calls: one D step and one G step per batch is right."""
     steps = {"G": 0, "D": 0}
     for who, opt in (("G", opt_g), ("D", opt_d)):
         inner = opt.step
@@ -549,14 +541,17 @@ def check_gan_step(make_gan_step) -> None:
             steps[_who] += 1
             return _inner(*a, **k)
         opt.step = counted
-    g_grads = []
-    next(G.parameters()).register_hook(lambda grad: g_grads.append(1))
+    return steps
+
+
+def _run_gan_step(r, make_gan_step, G, D, opt_g, opt_d, real):
+    """Build the student's step and run it once on `real`: (True, its output), or (False, None) once reported."""
     step, err = call(make_gan_step, G, D, opt_g, opt_d)
     if not err and not callable(step):
         err = f"make_gan_step must return the step function (got {type(step).__name__})"
     if err:
         r.fail("make_gan_step(G, D, opt_g, opt_d)", err)
-        return r.finish()
+        return False, None
     torch.manual_seed(47)
     out, err = call(step, real)
     if err and "a second time" in err:
@@ -564,7 +559,12 @@ def check_gan_step(make_gan_step) -> None:
                 "before G's step: detach the fakes in D's step, D(fake.detach())")
     if err:
         r.fail("step(real) on 16 real points", err)
-        return r.finish()
+        return False, None
+    return True, out
+
+
+def _check_gan_output_and_mode(r, out, G, D) -> None:
+    """The step returns a dict of one-number losses (for gh.fit) and leaves G and D in training mode."""
     if not isinstance(out, dict) or not out or not all(torch.is_tensor(v) and v.numel() == 1 for v in out.values()):
         r.fail("returned value", "return a dict of one-number tensors, e.g. {'loss_D': ..., 'loss_G': ...} "
                                  f"(gh.fit records them), got {type(out).__name__}")
@@ -577,6 +577,10 @@ def check_gan_step(make_gan_step) -> None:
                                 "would then normalise with its running statistics, and dropout would be off")
     else:
         r.ok("G and D in training mode")
+
+
+def _check_gan_steps_and_detach(r, steps, g_grads) -> bool:
+    """One optimiser step each, and gradients reaching G in G's step only; False when checking must stop."""
     if steps["D"] != 1 or steps["G"] != 1:
         why = {(2, 1): "D's optimiser stepped twice: only G's optimiser may step in G's step (D would learn "
                        "to call fakes real, ERRATA 16)",
@@ -585,43 +589,77 @@ def check_gan_step(make_gan_step) -> None:
         r.fail("optimiser steps", why.get((steps["D"], steps["G"]),
                                           f"opt_d stepped {steps['D']} times and opt_g {steps['G']} times; "
                                           "one step each per batch"))
-        return r.finish()
+        return False
     if len(g_grads) > 1:
         r.fail("D's step", "gradients reached G in D's step: detach the fakes there (D(fake.detach())); "
                            "otherwise D's loss backpropagates through G for nothing")
     elif not g_grads:
         r.fail("G's step", "no gradient reached G: in G's step the fakes keep their graph back to G "
                            "(do not detach them, no torch.no_grad)")
-        return r.finish()
+        return False
     else:
         r.ok("fakes detached in D's step only")
+    return True
+
+
+def _variant_weights(G0, D0, real, **kw):
+    """G's and D's flat weights after one expected (or mistaken, see _gan_step_variant) step from G0, D0."""
+    G1, D1, og, od = _fresh_gan(G0, D0)
+    torch.manual_seed(47)
+    _gan_step_variant(G1, D1, og, od, real, **kw)
+    return _flat(G1), _flat(D1)
+
+
+def _same_weights(a, b) -> bool:
+    """Whether two (G weights, D weights) pairs agree, up to float noise."""
+    return torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[1], b[1], atol=1e-5)
+
+
+def _check_gan_updates(r, G, D, G0, D0, real) -> None:
+    """Compare the new weights with the right step's (either order, fresh fakes or not), else name the mistake."""
+    from ..losses import generator_loss_saturating
 
     def result(**kw):
-        G1, D1, og, od = fresh_copies()
-        torch.manual_seed(47)
-        _gan_step_variant(G1, D1, og, od, real, **kw)
-        return _flat(G1), _flat(D1)
+        return _variant_weights(G0, D0, real, **kw)
 
     now = _flat(G), _flat(D)
-
-    def same(a, b):
-        return torch.allclose(a[0], b[0], atol=1e-5) and torch.allclose(a[1], b[1], atol=1e-5)
-
     right = [result(), result(fresh=True), result(d_first=False)]
-    if any(same(now, w) for w in right):
+    if any(_same_weights(now, w) for w in right):
         r.ok("G and D took the right steps")
-    else:
-        mistakes = {
-            "G was trained with the saturating loss E[log(1 - D(G(z)))] (ERRATA 11): use the non-saturating "
-            "-E[log D(G(z))]": [result(g_loss=generator_loss_saturating),
-                                result(g_loss=generator_loss_saturating, fresh=True)],
-            "D's labels are swapped: real samples have label 1, fakes label 0": [result(labels_swapped=True)],
-        }
-        why = next((d for d, ws in mistakes.items() if any(same(now, w) for w in ws)), None)
-        if why is None and torch.allclose(now[1], right[0][1], atol=1e-5):
-            why = "D's step is right, G's is not: one step on -E[log D(G(z))] through D, with only opt_g stepping"
-        r.fail("the updates", why or "G's and D's weights are not what one D step on real and fake samples "
-                                     "and one non-saturating G step would give")
+        return
+    mistakes = {
+        "G was trained with the saturating loss E[log(1 - D(G(z)))] (ERRATA 11): use the non-saturating "
+        "-E[log D(G(z))]": [result(g_loss=generator_loss_saturating),
+                            result(g_loss=generator_loss_saturating, fresh=True)],
+        "D's labels are swapped: real samples have label 1, fakes label 0": [result(labels_swapped=True)],
+    }
+    why = next((d for d, ws in mistakes.items() if any(_same_weights(now, w) for w in ws)), None)
+    if why is None and torch.allclose(now[1], right[0][1], atol=1e-5):
+        why = "D's step is right, G's is not: one step on -E[log D(G(z))] through D, with only opt_g stepping"
+    r.fail("the updates", why or "G's and D's weights are not what one D step on real and fake samples "
+                                 "and one non-saturating G step would give")
+
+
+def check_gan_step(make_gan_step) -> None:
+    """Exercise 3.8: make_gan_step(G, D, opt_g, opt_d) -> step(real): one D update, one G update."""
+    _require_callable(make_gan_step, "make_gan_step", "check_gan_step(make_gan_step)")
+    r = Report("make_gan_step")
+    torch.manual_seed(44)
+    G0 = _TinyG()
+    _, D0 = _tiny_gan(45)
+    real = torch.randn(16, 2, generator=torch.Generator().manual_seed(46)) + 2
+    G, D, opt_g, opt_d = _fresh_gan(G0, D0)
+    G.eval()
+    D.eval()  # as an evaluation or a sampling call may have left them
+    steps = _count_steps(opt_g, opt_d)
+    g_grads = []
+    next(G.parameters()).register_hook(lambda grad: g_grads.append(1))
+    ran, out = _run_gan_step(r, make_gan_step, G, D, opt_g, opt_d, real)
+    if not ran:
+        return r.finish()
+    _check_gan_output_and_mode(r, out, G, D)
+    if _check_gan_steps_and_detach(r, steps, g_grads):
+        _check_gan_updates(r, G, D, G0, D0, real)
     return r.finish()
 
 

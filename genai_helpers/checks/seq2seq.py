@@ -255,134 +255,185 @@ def _memory(b_lengths, enc_dim, attn_keys, g):
     return Memory(states, None, mask, states[:, 0].clone())
 
 
-def check_attention_decoder(cls) -> None:
-    """Exercise 4.3: cls(vocab_size, enc_dim, hidden, attn_dim, emb) with keys(states) and
-    forward(y_prev (B,), h (B, H), memory) -> (logits (B, V), new h (B, H), weights (B, T))."""
-    from ..seq2seq import Memory
+_DEC_SIZES = (11, 6, 5, 4, 3)  # vocab_size, enc_dim, hidden, attn_dim, emb of the decoder under test
 
-    _require_callable(cls, "AttentionDecoder", "check_attention_decoder(AttentionDecoder)")
-    r = Report("AttentionDecoder")
-    V, E, H, A, M = 11, 6, 5, 4, 3
+
+def _build_decoder(r, cls):
+    """Build cls(11, 6, 5, 4, 3) and make sure it has parameters; the decoder, or None once reported."""
     torch.manual_seed(44)
     try:
-        dec = cls(V, E, H, A, M)
+        dec = cls(*_DEC_SIZES)
     except NotImplementedError as e:
         r.fail("building it", f"not implemented yet: replace `raise NotImplementedError` with your code. Hint: {e}")
-        return r.finish()
+        return None
     except Exception as e:
         r.fail("AttentionDecoder(vocab_size=11, enc_dim=6, hidden=5, attn_dim=4, emb=3)",
                f"raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-        return r.finish()
+        return None
     if not isinstance(dec, torch.nn.Module) or not list(dec.parameters()):
         r.fail("its layers", "no parameters: create the layers in __init__ as attributes (self.embed = "
                              "nn.Embedding(...), ...), after super().__init__(), so that the optimiser sees them")
-        return r.finish()
-    g = torch.Generator().manual_seed(45)
-    lens = [6, 4, 2]
-    mem = _memory(lens, E, None, g)
+        return None
+    return dec
+
+
+def _decoder_memory(r, dec, g):
+    """A padded batch (lengths 6, 4, 2) with the decoder's own keys, as gh.seq2seq.Memory; None once reported."""
+    from ..seq2seq import Memory
+
+    _, E, _, A, _ = _DEC_SIZES
+    mem = _memory([6, 4, 2], E, None, g)
     keys, err = call(dec.keys, mem.states)
     if err:
         r.fail("keys(states)", err)
-        return r.finish()
+        return None
     if not torch.is_tensor(keys) or keys.shape[:2] != mem.states.shape[:2]:
         got = tuple(keys.shape) if torch.is_tensor(keys) else type(keys).__name__
         r.fail("keys(states)", f"keys(states) must give one key per input character, shape (B, T, attn_dim) = "
                                f"(3, 6, {A}); got {got}")
-        return r.finish()
-    mem = Memory(mem.states, keys, mem.mask, mem.summary)
-    y = torch.tensor([4, 7, 9])
-    h = torch.randn(3, H, generator=g)
+        return None
+    return Memory(mem.states, keys, mem.mask, mem.summary)
 
-    def run(y_, h_, m_):
-        out, err = call(dec, y_, h_, m_)
-        if err is None:
-            err = _pair(out, "logits, h, weights")
-        return out, err
 
-    dec.train()
-    out, err = run(y, h, mem)
-    case = "B=3, lengths 6, 4, 2"
+def _run_decoder(dec, y, h, mem):
+    """One decoder step on the student's class: (output, None), or (None, what went wrong)."""
+    out, err = call(dec, y, h, mem)
+    if err is None:
+        err = _pair(out, "logits, h, weights")
+    return out, err
+
+
+_DEC_CASE = "B=3, lengths 6, 4, 2"
+
+
+def _check_decoder_output(r, dec, y, h, mem):
+    """Shapes, no nan, softmax over the characters, zero weight on padding; (logits, h, weights) or None."""
+    V, _, H, _, _ = _DEC_SIZES
+    out, err = _run_decoder(dec, y, h, mem)
     if err:
         if "size" in err or "shape" in err:
             err += (" (here vocab_size=11, enc_dim=6, hidden=5, attn_dim=4, emb=3: the GRU cell reads "
                     "[embedding; context] = emb + enc_dim numbers, the output layer [h; context; embedding])")
-        r.fail(case, err)
-        return r.finish()
+        r.fail(_DEC_CASE, err)
+        return None
     logits, h_new, w = out
     for name, got, want in (("logits", logits, (3, V)), ("new state h", h_new, (3, H)), ("weights", w, (3, 6))):
         if tuple(got.shape) != want:
-            r.fail(case, f"{name}: expected shape {want}, got {tuple(got.shape)}")
-            return r.finish()
+            r.fail(_DEC_CASE, f"{name}: expected shape {want}, got {tuple(got.shape)}")
+            return None
     w = w.detach()
     if torch.isnan(w).any() or torch.isnan(logits.detach()).any():
-        r.fail(case, "nan in the output: a row whose scores are all -inf (fill the scores where the mask is "
-                     "False, ~mask, not where it is True)")
-        return r.finish()
+        r.fail(_DEC_CASE, "nan in the output: a row whose scores are all -inf (fill the scores where the mask is "
+                          "False, ~mask, not where it is True)")
+        return None
     if torch.allclose(w.sum(0), torch.ones(6), atol=1e-5) and not torch.allclose(w.sum(1), torch.ones(3), atol=1e-5):
-        r.fail(case, "weights: softmax over dim 0 (the batch); each row's weights must sum to 1 over its "
-                     "characters (dim=-1)")
-        return r.finish()
-    pad = ~mem.mask
-    if w[pad].abs().max() > 1e-6:
-        r.fail(case, "weights: padding gets attention: give the padded positions (mask False) a score of -inf "
-                     "before the softmax, so that their weight is exactly 0")
-        return r.finish()
+        r.fail(_DEC_CASE, "weights: softmax over dim 0 (the batch); each row's weights must sum to 1 over its "
+                          "characters (dim=-1)")
+        return None
+    if w[~mem.mask].abs().max() > 1e-6:
+        r.fail(_DEC_CASE, "weights: padding gets attention: give the padded positions (mask False) a score of -inf "
+                          "before the softmax, so that their weight is exactly 0")
+        return None
     if not torch.allclose(w.sum(1), torch.ones(3), atol=1e-5):
-        r.fail(case, "weights: they do not sum to 1 over the characters: mask the scores before the softmax "
-                     "(zeroing weights after it breaks the sum)")
-        return r.finish()
+        r.fail(_DEC_CASE, "weights: they do not sum to 1 over the characters: mask the scores before the softmax "
+                          "(zeroing weights after it breaks the sum)")
+        return None
     r.ok("shapes, weights sum to 1, zero weight on padding")
-    lo = logits.detach()
+    return logits, h_new, w
+
+
+def _check_raw_logits(r, lo) -> bool:
+    """The decoder returns logits, not (log-)probabilities, since the loss applies the softmax itself."""
     if (lo >= 0).all() and torch.allclose(lo.sum(-1), torch.ones(3), atol=1e-4):
         r.fail("logits", "you returned probabilities (a softmax); return the logits: the loss "
                          "(cross-entropy) and the decoder apply the (log-)softmax themselves")
-        return r.finish()
+        return False
     if (lo <= 0).all() and torch.allclose(lo.exp().sum(-1), torch.ones(3), atol=1e-4):
         r.fail("logits", "you returned log-probabilities (a log_softmax); return the logits, the raw output of "
                          "the output layer")
-        return r.finish()
-    # padding must not matter: junk in the padded states changes nothing
+        return False
+    return True
+
+
+def _check_padding_and_rows(r, dec, y, h, mem, lo, h_new, g) -> None:
+    """Junk in the padded states changes nothing, and a row alone gives what it gives within the batch."""
+    from ..seq2seq import Memory
+
+    pad = ~mem.mask
     junk_states = mem.states.clone()
-    junk_states[pad] = 100 * torch.randn(int(pad.sum()), E, generator=g)
+    junk_states[pad] = 100 * torch.randn(int(pad.sum()), _DEC_SIZES[1], generator=g)
     junk_keys, _ = call(dec.keys, junk_states)
-    out2, err = run(y, h, Memory(junk_states, junk_keys, mem.mask, mem.summary))
+    out2, err = _run_decoder(dec, y, h, Memory(junk_states, junk_keys, mem.mask, mem.summary))
     if err is None and not (torch.allclose(out2[0].detach(), lo, atol=1e-5) and
                             torch.allclose(out2[1].detach(), h_new.detach(), atol=1e-5)):
         err = ("what sits in the padded positions changes your output: the context must be the weighted sum "
                "with the masked weights, over the real characters only")
     r.fail("junk in the padding", err) if err else r.ok("padding changes nothing")
     # one row alone = the same row in the batch (rows must not mix)
-    row = Memory(mem.states[:1], keys[:1], mem.mask[:1], mem.summary[:1])
-    out3, err = run(y[:1], h[:1], row)
+    row = Memory(mem.states[:1], mem.keys[:1], mem.mask[:1], mem.summary[:1])
+    out3, err = _run_decoder(dec, y[:1], h[:1], row)
     if err is None and not torch.allclose(out3[0].detach(), lo[:1], atol=1e-5):
         err = "a row's output depends on the other rows of the batch: softmax over dim=-1 (the characters)"
     r.fail("one row alone", err) if err else r.ok("rows independent")
-    # the query matters: another decoder state, other weights
-    out4, err = run(y, torch.randn(3, H, generator=g), mem)
+
+
+def _check_decoder_inputs_matter(r, dec, y, h, mem, h_new, w, g) -> None:
+    """The decoder state, the previous symbol and the encoder states each change the output, so all are read."""
+    from ..seq2seq import Memory
+
+    out4, err = _run_decoder(dec, y, torch.randn(3, _DEC_SIZES[2], generator=g), mem)
     if err is None and torch.allclose(out4[2].detach(), w, atol=1e-6):
         err = ("the weights do not depend on the decoder state h: score each character with "
                "v · tanh(W_q h + key), the query is the previous state")
     r.fail("another decoder state", err) if err else r.ok("the weights follow the decoder state")
-    # the previous symbol matters
-    out5, err = run(torch.tensor([5, 5, 5]), h, mem)
+    out5, err = _run_decoder(dec, torch.tensor([5, 5, 5]), h, mem)
     if err is None and torch.allclose(out5[1].detach(), h_new.detach(), atol=1e-6):
         err = "the new state does not depend on the previous symbol: feed its embedding into the GRU cell"
     r.fail("another previous symbol", err) if err else r.ok("the previous symbol is read")
-    # the context matters: other real states, other outputs
     other = mem.states.clone()
-    other[mem.mask] = torch.randn(int(mem.mask.sum()), E, generator=g)
+    other[mem.mask] = torch.randn(int(mem.mask.sum()), _DEC_SIZES[1], generator=g)
     okeys, _ = call(dec.keys, other)
-    out6, err = run(y, h, Memory(other, okeys, mem.mask, mem.summary))
+    out6, err = _run_decoder(dec, y, h, Memory(other, okeys, mem.mask, mem.summary))
     if err is None and torch.allclose(out6[1].detach(), h_new.detach(), atol=1e-6):
         err = "the new state does not depend on the encoder states: feed the context vector into the GRU cell"
     r.fail("other encoder states", err) if err else r.ok("the context is read")
-    # every layer learns
+
+
+def _check_every_layer_learns(r, dec, y, h, mem) -> None:
+    """Every parameter gets a gradient from the logits and the new state; an unused layer never learns."""
     dec.zero_grad()
     logits, h_new, _ = dec(y, h, mem)
     (logits.sum() + h_new.sum()).backward()
     unused = [n for n, p in dec.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     r.fail("gradients", f"these parameters get no gradient, so they never learn: {', '.join(unused)}") if unused \
         else r.ok("every parameter learns")
+
+
+def check_attention_decoder(cls) -> None:
+    """Exercise 4.3: cls(vocab_size, enc_dim, hidden, attn_dim, emb) with keys(states) and
+    forward(y_prev (B,), h (B, H), memory) -> (logits (B, V), new h (B, H), weights (B, T))."""
+    _require_callable(cls, "AttentionDecoder", "check_attention_decoder(AttentionDecoder)")
+    r = Report("AttentionDecoder")
+    dec = _build_decoder(r, cls)
+    if dec is None:
+        return r.finish()
+    g = torch.Generator().manual_seed(45)
+    mem = _decoder_memory(r, dec, g)
+    if mem is None:
+        return r.finish()
+    y = torch.tensor([4, 7, 9])
+    h = torch.randn(3, _DEC_SIZES[2], generator=g)
+    dec.train()
+    out = _check_decoder_output(r, dec, y, h, mem)
+    if out is None:
+        return r.finish()
+    logits, h_new, w = out
+    lo = logits.detach()
+    if not _check_raw_logits(r, lo):
+        return r.finish()
+    _check_padding_and_rows(r, dec, y, h, mem, lo, h_new, g)
+    _check_decoder_inputs_matter(r, dec, y, h, mem, h_new, w, g)
+    _check_every_layer_learns(r, dec, y, h, mem)
     return r.finish()
 
 
@@ -400,45 +451,50 @@ class _RecordingModel(torch.nn.Module):
         return self.table[tgt_in] + 0.1 * src[:, :1, None].float(), None
 
 
-def check_train_step(make_step) -> None:
-    """Exercise 4.5: make_step(model, opt) -> step(batch) for gh.fit; batch = (src, lengths, tgt)."""
-    import torch.nn.functional as F
-
+def _train_batch():
+    """A batch (src, lengths, tgt) of three pairs, the targets ending in </s> and padded."""
     from ..dates import Vocab
-    from ..seq2seq import teacher_inputs
 
-    _require_callable(make_step, "make_step", "check_train_step(make_step)")
-    r = Report("make_step")
     P, E = Vocab.PAD, Vocab.END
     tgt = torch.tensor([[5, 6, 7, 8, E], [6, 5, E, P, P], [7, E, P, P, P]])
     src = torch.tensor([[4, 5, 6, 0], [5, 6, 0, 0], [7, 0, 0, 0]])
     lengths = torch.tensor([3, 2, 1])
-    model = _RecordingModel()
-    start = model.table.detach().clone()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    return src, lengths, tgt
+
+
+def _run_train_step(r, make_step, model, opt, batch):
+    """Build the student's step and run it once: (step, its dict of losses), or None once reported."""
+    src, lengths, tgt = batch
     step, err = call(make_step, model, opt)
     if err is None and not callable(step):
         err = f"make_step(model, opt) must return the step function (def step(batch): ...), got {type(step).__name__}"
     if err:
         r.fail("make_step(model, opt)", err)
-        return r.finish()
+        return None
     out, err = call(step, (src.clone(), lengths.clone(), tgt.clone()))
     if err:
         r.fail("one step", err)
-        return r.finish()
+        return None
     if not isinstance(out, dict) or "loss" not in out:
         r.fail("one step", f"gh.fit wants a dict of losses, e.g. {{'loss': loss}}; got {type(out).__name__}")
-        return r.finish()
-    # teacher forcing: what went into the decoder
+        return None
+    return step, out
+
+
+def _check_teacher_forcing(r, model, tgt):
+    """What went into the decoder is <s> + the targets shifted right; those inputs, or None once reported."""
+    from ..dates import Vocab
+    from ..seq2seq import teacher_inputs
+
     want_in = teacher_inputs(tgt)
     if not model.seen:
         r.fail("decoder input", "the model was never called: logits come from model(src, lengths, decoder_inputs)")
-        return r.finish()
+        return None
     got_in = model.seen[0]
     wrong_in = {"the decoder reads the targets themselves (not shifted): at step i it would see the "
                 "symbol it must predict; shift right, with <s> first": tgt,
                 "shifted the wrong way: the decoder input is <s> followed by the targets without their last "
-                "symbol": torch.cat([tgt[:, 1:], torch.full_like(tgt[:, :1], P)], 1),
+                "symbol": torch.cat([tgt[:, 1:], torch.full_like(tgt[:, :1], Vocab.PAD)], 1),
                 "<s> is missing: the decoder input is <s> followed by the targets shifted right, as long as "
                 "the targets": tgt[:, :-1]}
     if got_in.shape != want_in.shape or not torch.equal(got_in, want_in):
@@ -446,12 +502,22 @@ def check_train_step(make_step) -> None:
                    f"the decoder input should be {want_in[1].tolist()} for the target {tgt[1].tolist()}, "
                    f"got {got_in[1].tolist()}")
         r.fail("teacher forcing", why)
-        return r.finish()
+        return None
     r.ok("teacher forcing (<s> + targets shifted right)")
+    return want_in
+
+
+def _check_train_loss(r, loss, start, src, tgt, want_in) -> bool:
+    """The loss is the cross-entropy of the logits, padding ignored; else name the typical mistake."""
+    import torch.nn.functional as F
+
+    from ..dates import Vocab
+
+    P = Vocab.PAD
     logits = start[want_in] + 0.1 * src[:, :1, None].float()
     ref = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=P)
     probs = torch.softmax(logits, -1)
-    why = compare(_scalar(out["loss"]), ref, {
+    why = compare(_scalar(loss), ref, {
         "the padding counts in your loss: ignore the targets equal to Vocab.PAD (ignore_index)":
             F.cross_entropy(logits.flatten(0, 1), tgt.flatten()),
         "probabilities went into the cross-entropy: it wants the logits (it applies the log-softmax itself)":
@@ -463,34 +529,62 @@ def check_train_step(make_step) -> None:
     }, "one number, the loss", atol=1e-4)
     if why:
         r.fail("the loss", why)
-        return r.finish()
+        return False
     r.ok("masked cross-entropy on the logits")
-    # the optimiser step, and gradients that do not pile up
-    w0 = start.clone().requires_grad_(True)
+    return True
 
-    def grad_at(w):
-        w = w.detach().clone().requires_grad_(True)
-        lo = w[want_in] + 0.1 * src[:, :1, None].float()
-        F.cross_entropy(lo.flatten(0, 1), tgt.flatten(), ignore_index=P).backward()
-        return w.grad
 
-    g0 = grad_at(w0)
+def _table_grad(w, want_in, src, tgt):
+    """The gradient of the right loss with respect to _RecordingModel's table, taken at the weights w."""
+    import torch.nn.functional as F
+
+    from ..dates import Vocab
+
+    w = w.detach().clone().requires_grad_(True)
+    lo = w[want_in] + 0.1 * src[:, :1, None].float()
+    F.cross_entropy(lo.flatten(0, 1), tgt.flatten(), ignore_index=Vocab.PAD).backward()
+    return w.grad
+
+
+def _check_optimiser_update(r, step, model, start, batch, want_in) -> None:
+    """One step moves the table by one SGD step (lr 0.5), and a second step does not pile up gradients."""
+    src, lengths, tgt = batch
+    g0 = _table_grad(start, want_in, src, tgt)
     w1 = start - 0.5 * g0
     after = model.table.detach()
     if torch.allclose(after, start):
         r.fail("the update", "the parameters did not change: call loss.backward() and opt.step() in the step")
-        return r.finish()
+        return
     if not torch.allclose(after, w1, atol=1e-5):
         r.fail("the update", "the parameters moved, but not by one optimiser step on this loss's gradient "
                              "(opt.zero_grad(), loss.backward(), opt.step(), in this order)")
-        return r.finish()
+        return
     step((src.clone(), lengths.clone(), tgt.clone()))
-    g1 = grad_at(w1)
+    g1 = _table_grad(w1, want_in, src, tgt)
     after2 = model.table.detach()
     if torch.allclose(after2, w1 - 0.5 * (g0 + g1), atol=1e-5) and not torch.allclose(g0, torch.zeros_like(g0)):
         r.fail("two steps", "the gradients pile up from step to step: call opt.zero_grad() before loss.backward()")
-        return r.finish()
+        return
     r.ok("one optimiser step per batch, gradients reset")
+
+
+def check_train_step(make_step) -> None:
+    """Exercise 4.5: make_step(model, opt) -> step(batch) for gh.fit; batch = (src, lengths, tgt)."""
+    _require_callable(make_step, "make_step", "check_train_step(make_step)")
+    r = Report("make_step")
+    batch = _train_batch()
+    src, _, tgt = batch
+    model = _RecordingModel()
+    start = model.table.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    ran = _run_train_step(r, make_step, model, opt, batch)
+    if ran is None:
+        return r.finish()
+    step, out = ran
+    want_in = _check_teacher_forcing(r, model, tgt)
+    if want_in is None or not _check_train_loss(r, out["loss"], start, src, tgt, want_in):
+        return r.finish()
+    _check_optimiser_update(r, step, model, start, batch, want_in)
     return r.finish()
 
 
