@@ -246,30 +246,22 @@ def _label_error(err: str) -> str:
     return err
 
 
-def check_conditional_vae(cls) -> None:
-    """Exercise 5.2 (build): ConditionalVAE(latent_dim=16) with encode(x, y) -> (mu, logvar),
-    decode(z, y) -> logits (B, 1, 28, 28), forward(x, y) -> (logits, mu, logvar); the label given
-    to the decoder (and to the encoder) as a one-hot vector or an embedding."""
-    _require_callable(cls, "ConditionalVAE", "check_conditional_vae(ConditionalVAE)")
-    r = Report("ConditionalVAE")
-    torch.manual_seed(0)
+def _build_conditional(cls, r: Report):
+    """Build ConditionalVAE() and check it is a module with latent_dim; None (and a failure) if not."""
     model, err = call(cls)
     if err:
         r.fail("building ConditionalVAE()", err)
-        return r.finish()
+        return None
     d = getattr(model, "latent_dim", None)
     if not isinstance(model, nn.Module) or not isinstance(d, int):
         r.fail("building ConditionalVAE()", "it must be an nn.Module with the attribute latent_dim (keep the "
                "lines given above the solution: super().__init__() and self.latent_dim = latent_dim)")
-        return r.finish()
-    g = torch.Generator().manual_seed(53)
-    x = (torch.rand(10, 1, 28, 28, generator=g) < 0.3).float()
-    y = torch.arange(10)
-    other = (y + 3) % 10
-    z = 2 * torch.randn(10, d, generator=g)
-    model.train()
+        return None
+    return model
 
-    # decode: logits of the right shape, and the label makes a difference
+
+def _check_cvae_decode(model, z, y, other, r: Report) -> None:
+    """decode(z, y): logits of the right shape that depend on the label, also for batches without 7-9."""
     case = "decode(z, y) gives logits (B, 1, 28, 28) that depend on the label"
     with torch.no_grad():
         out, err, seen = _inputs_seen(model, lambda: model.decode(z, y))
@@ -303,7 +295,9 @@ def check_conditional_vae(cls) -> None:
         else:
             r.ok(case)
 
-    # encode: mean and log-variance; does the label reach it?
+
+def _check_cvae_encode(model, x, y, other, d: int, r: Report) -> str | None:
+    """encode(x, y): (mu, logvar) of the right shapes; returns a note if the encoder ignores the label."""
     case = "encode(x, y) gives mean and log-variance, each (B, latent_dim)"
     note = None
     with torch.no_grad():
@@ -325,8 +319,11 @@ def check_conditional_vae(cls) -> None:
                         "digit), but then z must also describe which digit it is; the chapter's model gives "
                         "the label to both networks")
             r.ok(case)
+    return note
 
-    # forward: a sampled z, the three outputs the loss needs
+
+def _check_cvae_forward(model, x, y, r: Report) -> None:
+    """forward(x, y): the three outputs the loss needs, decoded from a freshly sampled z."""
     case = "forward(x, y) returns (logits, mu, logvar) with a sampled z"
     torch.manual_seed(1)
     out, err = call(lambda: model(x, y))
@@ -343,6 +340,28 @@ def check_conditional_vae(cls) -> None:
                      "(the reparameterisation of chapter 02), not the mean")
     else:
         r.ok(case)
+
+
+def check_conditional_vae(cls) -> None:
+    """Exercise 5.2 (build): ConditionalVAE(latent_dim=16) with encode(x, y) -> (mu, logvar),
+    decode(z, y) -> logits (B, 1, 28, 28), forward(x, y) -> (logits, mu, logvar); the label given
+    to the decoder (and to the encoder) as a one-hot vector or an embedding."""
+    _require_callable(cls, "ConditionalVAE", "check_conditional_vae(ConditionalVAE)")
+    r = Report("ConditionalVAE")
+    torch.manual_seed(0)
+    model = _build_conditional(cls, r)
+    if model is None:
+        return r.finish()
+    d = model.latent_dim
+    g = torch.Generator().manual_seed(53)
+    x = (torch.rand(10, 1, 28, 28, generator=g) < 0.3).float()
+    y = torch.arange(10)
+    other = (y + 3) % 10
+    z = 2 * torch.randn(10, d, generator=g)
+    model.train()
+    _check_cvae_decode(model, z, y, other, r)
+    note = _check_cvae_encode(model, x, y, other, d, r)
+    _check_cvae_forward(model, x, y, r)
     if note:
         r.ok(f"note: {note}")
     return r.finish()
@@ -422,19 +441,12 @@ def check_draw(fn) -> None:
 
 
 
-def check_cvae_step(fn) -> None:
-    """Exercise 5.3 (build): cvae_step(model, opt) -> step(batch) for gh.fit: one optimiser step on the
-    mean negative ELBO (Bernoulli reconstruction summed over pixels + KL) of a batch (x, y), returning
-    {"loss": ..., ...}."""
-    _require_callable(fn, "cvae_step", "check_cvae_step(cvae_step)")
+def _cvae_step_setup():
+    """A small ConditionalVAE with stale gradients (a right step clears them), its copy, SGD and a batch."""
     import copy
 
-    import torch.nn.functional as F
-
     from ..conditional import ConditionalVAE
-    from ..losses import bernoulli_nll, gaussian_kl
 
-    r = Report("cvae_step")
     g = torch.Generator().manual_seed(55)
     x = (torch.rand(8, 1, 28, 28, generator=g) < 0.3).float()
     y = torch.tensor([0, 1, 2, 3, 4, 5, 6, 9])
@@ -446,12 +458,15 @@ def check_cvae_step(fn) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     for p in model.parameters():  # left over from an earlier step: a step must clear them first
         p.grad = torch.full_like(p, 50.0)
+    return model, ref_model, opt, x, y
 
-    case = "one step on a batch of 8 images and labels"
+
+def _run_cvae_step(fn, model, opt, x, y, case: str, r: Report):
+    """Build the step and run it on (x, y) with seed 1; its dict of losses, or None (and a failure)."""
     step, err = call(fn, model, opt)
     if err or not callable(step):
         r.fail(case, err or "cvae_step(model, opt) must return the step function (def step(batch): ...)")
-        return r.finish()
+        return None
     torch.manual_seed(1)
     out, err = call(step, (x, y))
     if err:
@@ -459,11 +474,19 @@ def check_cvae_step(fn) -> None:
             err += (": the batch is a tuple (images, labels), and the conditional model is called as "
                     "model(x, y)")
         r.fail(case, err)
-        return r.finish()
+        return None
     if not isinstance(out, dict) or "loss" not in out:
         r.fail(case, 'return a dict of the losses, e.g. {"loss": loss, ...}: gh.fit logs it')
-        return r.finish()
-    # the reference: the same sampled z (same seed), the mean negative ELBO
+        return None
+    return out
+
+
+def _cvae_reference_step(ref_model, x, y):
+    """The right step on the copy (same seed, so the same z): its loss and the typical wrong losses."""
+    import torch.nn.functional as F
+
+    from ..losses import bernoulli_nll, gaussian_kl
+
     torch.manual_seed(1)
     logits, mu, logvar = ref_model(x, y)
     rec, kl = bernoulli_nll(logits, x), gaussian_kl(mu, logvar)
@@ -472,7 +495,6 @@ def check_cvae_step(fn) -> None:
     ref_opt.zero_grad()
     loss.backward()
     ref_opt.step()
-    value = float(out["loss"].detach()) if torch.is_tensor(out["loss"]) else float(out["loss"])
     pixel_mean = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).mean(1)
     twice = F.binary_cross_entropy_with_logits(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)
     wrong = {
@@ -484,12 +506,11 @@ def check_cvae_step(fn) -> None:
         "the sigmoid is applied twice: the model returns logits, and binary_cross_entropy_with_logits "
         "applies the sigmoid itself": (twice + kl).mean(),
     }
-    if abs(value - loss.item()) > 1e-4 * max(1.0, abs(loss.item())):
-        why = next((w for w, v in wrong.items() if abs(value - v.item()) <= 1e-4 * max(1.0, abs(v.item()))),
-                   f"the loss is {value:.3f}, the mean negative ELBO of this batch is {loss.item():.3f}")
-        r.fail(case, why)
-        return r.finish()
-    r.ok(case)
+    return loss, wrong
+
+
+def _check_cvae_update(model, ref_model, r: Report) -> None:
+    """Compare the student's parameters with one SGD step on the batch loss, naming the usual slips."""
     case = "the parameters take one optimiser step on that loss"
     lr = 1e-3
     after = [p.detach() for p in model.parameters()]
@@ -511,4 +532,26 @@ def check_cvae_step(fn) -> None:
     else:
         r.fail(case, "the parameters moved differently from one step on this batch's loss: "
                      "opt.zero_grad(), loss.backward(), opt.step(), in that order")
+
+
+def check_cvae_step(fn) -> None:
+    """Exercise 5.3 (build): cvae_step(model, opt) -> step(batch) for gh.fit: one optimiser step on the
+    mean negative ELBO (Bernoulli reconstruction summed over pixels + KL) of a batch (x, y), returning
+    {"loss": ..., ...}."""
+    _require_callable(fn, "cvae_step", "check_cvae_step(cvae_step)")
+    r = Report("cvae_step")
+    model, ref_model, opt, x, y = _cvae_step_setup()
+    case = "one step on a batch of 8 images and labels"
+    out = _run_cvae_step(fn, model, opt, x, y, case, r)
+    if out is None:
+        return r.finish()
+    loss, wrong = _cvae_reference_step(ref_model, x, y)
+    value = float(out["loss"].detach()) if torch.is_tensor(out["loss"]) else float(out["loss"])
+    if abs(value - loss.item()) > 1e-4 * max(1.0, abs(loss.item())):
+        why = next((w for w, v in wrong.items() if abs(value - v.item()) <= 1e-4 * max(1.0, abs(v.item()))),
+                   f"the loss is {value:.3f}, the mean negative ELBO of this batch is {loss.item():.3f}")
+        r.fail(case, why)
+        return r.finish()
+    r.ok(case)
+    _check_cvae_update(model, ref_model, r)
     return r.finish()

@@ -446,45 +446,35 @@ class _CheckVAE(torch.nn.Module):
         return self.decoder(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)), mu, logvar
 
 
-def check_vae_step(fn) -> None:
-    """Exercise: vae_step(model, opt, x) -> {"loss": mean -ELBO, "reconstruction": ..., "kl": ...},
-    after one optimiser step; model(x) -> (logits, mu, logvar)."""
+def _vae_reference_step(model, x, lr: float):
+    """What the right step does, on a copy: the batch-mean -ELBO, its parts and the parameter update."""
     import copy
-    import torch.nn.functional as F
 
-    _require_callable(fn, "vae_step", "check_vae_step(vae_step)")
-    r = Report("vae_step")
-    torch.manual_seed(5)
-    model = _CheckVAE()
-    g = torch.Generator().manual_seed(6)
-    x = (torch.rand(8, 1, 28, 28, generator=g) > 0.6).float()
-    # what the right step does: the gradient of the batch-mean -ELBO
     ref_model = copy.deepcopy(model)
     logits, mu, logvar = ref_model(x)
     rec, kl = bernoulli_nll(logits, x), gaussian_kl(mu, logvar)
     ref = (rec + kl).mean()
     ref.backward()
-    lr = 1e-3
     expected = {n: -lr * p.grad for n, p in ref_model.named_parameters()}
-    stale = {n: -lr * torch.ones_like(p) for n, p in model.named_parameters()}
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    for p in model.parameters():
-        p.grad = torch.ones_like(p)  # the previous step's gradients, still there
-    model.eval()  # as after the previous epoch's evaluation
-    out, err = call(fn, model, opt, x)
-    if err:
-        if "between 0 and 1" in err:
-            err += (" (F.binary_cross_entropy wants probabilities; the decoder gives logits: use "
-                    "F.binary_cross_entropy_with_logits, or your reconstruction_term)")
-        r.fail("one step", err)
-        return r.finish()
+    return logits, mu, rec, kl, ref, expected
+
+
+def _vae_step_error(err: str, r: Report) -> None:
+    """Report an error raised by the step, with the hint for the probabilities-vs-logits slip."""
+    if "between 0 and 1" in err:
+        err += (" (F.binary_cross_entropy wants probabilities; the decoder gives logits: use "
+                "F.binary_cross_entropy_with_logits, or your reconstruction_term)")
+    r.fail("one step", err)
+
+
+def _check_vae_returns(out, r: Report) -> bool:
+    """The step must return a dict of scalar tensors with 'loss'; False if there is no loss to check."""
     keys = f" with keys {list(out)}" if isinstance(out, dict) else ""
     if not isinstance(out, dict) or "loss" not in out:
         r.fail("return value", "return the losses as a dict of scalar tensors with the key 'loss', e.g. "
                                "{'loss': loss, 'reconstruction': rec, 'kl': kl}; gh.fit records and plots each "
                                f"(got {type(out).__name__}{keys})")
-        return r.finish()
+        return False
     floats = [k for k, v in out.items() if not torch.is_tensor(v)]
     if floats:
         r.fail("return value", f"{', '.join(floats)}: return tensors, not Python numbers (.item() waits for the "
@@ -493,30 +483,34 @@ def check_vae_step(fn) -> None:
         r.fail("return value", "each loss must be one number (a scalar tensor): average over the batch")
     else:
         r.ok("returns a dict of scalar tensors")
-    loss = out["loss"]
-    if torch.is_tensor(loss) and loss.numel() == 1:
-        p = torch.sigmoid(logits.detach())
-        mistakes = {
-            "the reconstruction term is averaged over the 784 pixels instead of summed (the article's "
-            "mistake: the KL term then wins and the posterior collapses)": (rec / 784 + kl).mean(),
-            "the KL term is missing: that is a plain autoencoder's loss": rec.mean(),
-            "the KL is subtracted: -ELBO = reconstruction NLL + KL": (rec - kl).mean(),
-            "that is the ELBO, not its negative: the loss to minimise is -ELBO": -ref,
-            "the loss is summed over the batch: average over the images (the learning rate would then "
-            "depend on the batch size)": (rec + kl).sum(),
-            "the KL is averaged over the latent dimensions instead of summed": (rec + kl / mu.shape[1]).mean(),
-            "the reconstruction loss was given probabilities: binary_cross_entropy_with_logits takes the "
-            "decoder's logits directly (no sigmoid before it)":
-                (F.binary_cross_entropy_with_logits(p, x, reduction="none").flatten(1).sum(1) + kl).mean(),
-            "the KL term is missing and the pixels are averaged": (rec / 784).mean(),
-        }
-        why = compare(loss.detach().reshape(()), ref.detach(), mistakes, "the batch-mean -ELBO", atol=0.05, rtol=1e-4)
-        r.fail("loss", why) if why else r.ok(f"loss = mean -ELBO of the batch ({ref.item():.1f} nats here)")
-    if not model.training:
-        r.fail("train mode", "the model is still in eval mode after your step: call model.train() first (gh.fit "
-                             "evaluates in eval mode; dropout and BatchNorm behave differently in the two modes)")
-    else:
-        r.ok("model in train mode")
+    return True
+
+
+def _check_vae_loss(loss, x, logits, mu, rec, kl, ref, r: Report) -> None:
+    """Compare the returned loss with the batch-mean -ELBO, naming the typical wrong losses."""
+    import torch.nn.functional as F
+
+    p = torch.sigmoid(logits.detach())
+    mistakes = {
+        "the reconstruction term is averaged over the 784 pixels instead of summed (the article's "
+        "mistake: the KL term then wins and the posterior collapses)": (rec / 784 + kl).mean(),
+        "the KL term is missing: that is a plain autoencoder's loss": rec.mean(),
+        "the KL is subtracted: -ELBO = reconstruction NLL + KL": (rec - kl).mean(),
+        "that is the ELBO, not its negative: the loss to minimise is -ELBO": -ref,
+        "the loss is summed over the batch: average over the images (the learning rate would then "
+        "depend on the batch size)": (rec + kl).sum(),
+        "the KL is averaged over the latent dimensions instead of summed": (rec + kl / mu.shape[1]).mean(),
+        "the reconstruction loss was given probabilities: binary_cross_entropy_with_logits takes the "
+        "decoder's logits directly (no sigmoid before it)":
+            (F.binary_cross_entropy_with_logits(p, x, reduction="none").flatten(1).sum(1) + kl).mean(),
+        "the KL term is missing and the pixels are averaged": (rec / 784).mean(),
+    }
+    why = compare(loss.detach().reshape(()), ref.detach(), mistakes, "the batch-mean -ELBO", atol=0.05, rtol=1e-4)
+    r.fail("loss", why) if why else r.ok(f"loss = mean -ELBO of the batch ({ref.item():.1f} nats here)")
+
+
+def _check_vae_update(model, before, expected, stale, loss, ref, r: Report) -> None:
+    """Compare the parameters' move with one SGD step on the mean -ELBO, naming the usual slips."""
     delta = {n: p.detach() - before[n] for n, p in model.named_parameters()}
 
     def close(a, b):
@@ -537,4 +531,38 @@ def check_vae_step(fn) -> None:
     else:
         r.fail("update", "the parameters moved, but not along the gradient of the mean -ELBO (see the loss "
                          "check above)")
+
+
+def check_vae_step(fn) -> None:
+    """Exercise: vae_step(model, opt, x) -> {"loss": mean -ELBO, "reconstruction": ..., "kl": ...},
+    after one optimiser step; model(x) -> (logits, mu, logvar)."""
+    _require_callable(fn, "vae_step", "check_vae_step(vae_step)")
+    r = Report("vae_step")
+    torch.manual_seed(5)
+    model = _CheckVAE()
+    g = torch.Generator().manual_seed(6)
+    x = (torch.rand(8, 1, 28, 28, generator=g) > 0.6).float()
+    lr = 1e-3
+    logits, mu, rec, kl, ref, expected = _vae_reference_step(model, x, lr)
+    stale = {n: -lr * torch.ones_like(p) for n, p in model.named_parameters()}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)  # the previous step's gradients, still there
+    model.eval()  # as after the previous epoch's evaluation
+    out, err = call(fn, model, opt, x)
+    if err:
+        _vae_step_error(err, r)
+        return r.finish()
+    if not _check_vae_returns(out, r):
+        return r.finish()
+    loss = out["loss"]
+    if torch.is_tensor(loss) and loss.numel() == 1:
+        _check_vae_loss(loss, x, logits, mu, rec, kl, ref, r)
+    if not model.training:
+        r.fail("train mode", "the model is still in eval mode after your step: call model.train() first (gh.fit "
+                             "evaluates in eval mode; dropout and BatchNorm behave differently in the two modes)")
+    else:
+        r.ok("model in train mode")
+    _check_vae_update(model, before, expected, stale, loss, ref, r)
     return r.finish()
