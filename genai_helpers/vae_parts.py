@@ -1,7 +1,7 @@
 """Chapter 02's build exercises, as references: the encoder, the decoder and the training step.
 
 A student who skips an exercise takes these instead (the line marked ⏭ in the exercise cell):
-`ReferenceEncoder` and `ReferenceDecoder` are the reference VAE's own layers (`vae.VAE`) behind
+`ReferenceEncoder` and `ReferenceDecoder` are the reference VAE's layers (`vae.VAE`'s builders) behind
 the interfaces the chapter asks for, and `reference_step` is the step function for `gh.fit`.
 `PartsVAE` puts an encoder and a decoder together into a model with the reference VAE's methods
 (`encode`, `decode`, `forward`, `sample`, `reconstruct`), so `vae.neg_elbo` and `vae.iwae_bound`
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .losses import bernoulli_nll, gaussian_kl
-from .vae import VAE, reparameterize
+from .vae import conv_decoder, conv_features, latent_head, reparameterize
 
 
 class ReferenceEncoder(nn.Module):
@@ -21,7 +21,7 @@ class ReferenceEncoder(nn.Module):
 
     def __init__(self, latent_dim: int = 16):
         super().__init__()
-        self.net = VAE(latent_dim).encoder
+        self.net = nn.Sequential(*conv_features(), *latent_head(2 * 32 * 49, 256, latent_dim))
 
     def forward(self, x):
         mu, logvar = self.net(x).chunk(2, dim=1)
@@ -33,7 +33,7 @@ class ReferenceDecoder(nn.Module):
 
     def __init__(self, latent_dim: int = 16):
         super().__init__()
-        self.net = VAE(latent_dim).decoder
+        self.net = nn.Sequential(*conv_decoder(latent_dim))
 
     def forward(self, z):
         return self.net(z)

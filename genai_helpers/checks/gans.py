@@ -433,6 +433,10 @@ def check_dcgan_discriminator(cls) -> None:
     if err:
         r.fail("building DCGANDiscriminator()", err)
         return r.finish()
+    if not isinstance(D, torch.nn.Module):
+        r.fail("the class", f"DCGANDiscriminator() built a {type(D).__name__}, not a module: subclass "
+                            "nn.Module and call super().__init__() first in __init__")
+        return r.finish()
     g = torch.Generator().manual_seed(43)
     x = (torch.rand(8, 1, 28, 28, generator=g) * 2 - 1).requires_grad_()
     D.train()
