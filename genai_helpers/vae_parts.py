@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .losses import bernoulli_nll, gaussian_kl
-from .vae import conv_decoder, conv_features, latent_head, reparameterize
+from .vae import VAE, conv_decoder, conv_features, latent_head, reparameterize
 
 
 class ReferenceEncoder(nn.Module):
@@ -52,11 +52,12 @@ def reference_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor
     return {"loss": loss, "reconstruction": rec, "kl": kl}
 
 
-class PartsVAE(nn.Module):
-    """A VAE from an encoder x -> (mu, logvar) and a decoder z -> logits, with the reference's methods."""
+class PartsVAE(VAE):
+    """A VAE from an encoder x -> (mu, logvar) and a decoder z -> logits; `sample` and `reconstruct`
+    are the reference VAE's own."""
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, sampler=reparameterize):
-        super().__init__()
+        nn.Module.__init__(self)  # not VAE.__init__: the layers are the student's
         self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
         self.sampler = sampler
 
@@ -69,16 +70,6 @@ class PartsVAE(nn.Module):
     def forward(self, x):
         mu, logvar = self.encoder(x)
         return self.decoder(self.sampler(mu, logvar)), mu, logvar
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        dev = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(dev)
-        return torch.sigmoid(self.decode(z))
-
-    @torch.no_grad()
-    def reconstruct(self, x):
-        return torch.sigmoid(self.decode(self.encode(x)[0]))
 
 
 __all__ = ["PartsVAE", "ReferenceDecoder", "ReferenceEncoder", "reference_step"]
