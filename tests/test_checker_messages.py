@@ -26,3 +26,5 @@ def test_bad_input_gets_a_message(name, verdict):
     assert "raised ZeroDivisionError" in verdict(checker, lambda *a: 1 / 0)
     for bad in (None, 3, "my_function"):
         assert re.search("pass your (function|class) itself", verdict(checker, bad))
+    for wrong in (None, "text"):  # a function that returns junk gets a verdict, not a traceback
+        assert "❌" in verdict(checker, lambda *a, wrong=wrong: wrong)

@@ -7,14 +7,6 @@ from genai_helpers import checks
 from genai_helpers.checks import CheckFailed
 
 
-def verdict(checker, fn):
-    try:
-        checker(fn)
-    except CheckFailed as e:
-        return str(e)
-    return "passed"
-
-
 def kl_right(mu, logvar):
     return -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
 
@@ -27,11 +19,11 @@ def kl_right(mu, logvar):
     (lambda mu, lv: -0.5 * (1 + lv - mu**2 - lv.exp()), "forgot to sum"),
     (lambda mu, lv: -0.5 * (1 + lv - mu**2 - lv.exp()).sum(0), "expected shape"),
 ])
-def test_check_kl(fn, words):
+def test_check_kl(fn, words, verdict):
     assert words in verdict(checks.check_kl, fn)
 
 
-def test_not_implemented_and_crashes_and_bad_input_are_messages():
+def test_not_implemented_and_crashes_and_bad_input_are_messages(verdict):
     def stub(mu, logvar):
         raise NotImplementedError("sum -1/2 (1 + logvar - mu^2 - exp(logvar)) over dim 1")
 
@@ -58,7 +50,7 @@ def test_failure_renders_without_traceback():
     (lambda mu, lv: (mu + (0.5 * lv).exp() * torch.randn_like(mu)).detach(), "no gradient"),
     (lambda mu, lv: mu + (0.5 * lv).exp() * torch.randn_like(mu) + 1, "mean mu"),
 ])
-def test_check_reparameterize(fn, words):
+def test_check_reparameterize(fn, words, verdict):
     assert words in verdict(checks.check_reparameterize, fn)
 
 
@@ -75,7 +67,7 @@ def bce(logits, x):
     (lambda lg, x: (torch.sigmoid(lg) - x).pow(2).mean((1, 2, 3)), "mean squared error"),
     (lambda lg, x: -bce(lg, x), "wrong sign"),
 ])
-def test_check_reconstruction(fn, words):
+def test_check_reconstruction(fn, words, verdict):
     assert words in verdict(checks.check_reconstruction, fn)
 
 
@@ -85,7 +77,7 @@ def test_check_reconstruction(fn, words):
     (lambda lg, x, mu, lv: bce(lg, x), "KL term is missing"),
     (lambda lg, x, mu, lv: (bce(lg, x) + kl_right(mu, lv)).mean(), "not the batch mean"),
 ])
-def test_check_neg_elbo(fn, words):
+def test_check_neg_elbo(fn, words, verdict):
     assert words in verdict(checks.check_neg_elbo, fn)
 
 
@@ -97,7 +89,7 @@ def test_check_neg_elbo(fn, words):
     (lambda x: x.double() / 255, "the dtype is torch.float64"),
     (lambda x: x.float(), "still 0..255"),
 ])
-def test_check_to_unit(fn, words):
+def test_check_to_unit(fn, words, verdict):
     assert words in verdict(checks.check_to_unit, fn)
 
 
@@ -150,7 +142,7 @@ class EncoderNoGrad(nn.Module):
     (EncoderNoGrad, "no gradient reaches b.weight"),
     (lambda d: (_ for _ in ()).throw(NotImplementedError("Exercise 2.1")), "not implemented yet"),
 ])
-def test_check_encoder(cls, words):
+def test_check_encoder(cls, words, verdict):
     assert words in verdict(checks.check_encoder, cls)
 
 
@@ -186,7 +178,7 @@ def decoder_class(last=None, size=(4, 2, 1), flat=False):
     (decoder_class(size=(3, 2, 1)), "ConvTranspose2d(32->1, k=3, s=2, p=1): 14x14 -> 27x27"),
     (decoder_class(size=(3, 2, 1)), "doubles 7 -> 14 -> 28"),
 ])
-def test_check_decoder(cls, words):
+def test_check_decoder(cls, words, verdict):
     assert words in verdict(checks.check_decoder, cls)
 
 
@@ -224,11 +216,11 @@ def make_step(rec="sum", kl_sign=1, zero_grad=True, train=True, probs=False, bat
     (make_step(as_float=True), "return tensors, not Python numbers"),
     (lambda model, opt, x: model(x)[0].mean(), "return the losses as a dict"),
 ])
-def test_check_vae_step(fn, words):
+def test_check_vae_step(fn, words, verdict):
     assert words in verdict(checks.check_vae_step, fn)
 
 
-def test_chapter02_references_pass_their_checkers():
+def test_chapter02_references_pass_their_checkers(verdict):
     from genai_helpers import vae_parts
     for checker, ref in [(checks.check_encoder, vae_parts.ReferenceEncoder),
                          (checks.check_decoder, vae_parts.ReferenceDecoder),

@@ -2,7 +2,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from test_checks import verdict  # the verdict, or "passed"
 
 from genai_helpers import checks, losses
 
@@ -17,7 +16,7 @@ from genai_helpers import checks, losses
     (lambda f: -F.softplus(-f).mean(), "wrong sign"),
     (lambda f: F.softplus(-torch.sigmoid(f)).mean(), "sigmoid applied twice"),
 ])
-def test_check_nonsaturating_loss(fn, words):
+def test_check_nonsaturating_loss(fn, words, verdict):
     assert words in verdict(checks.check_nonsaturating_loss, fn)
 
 
@@ -48,11 +47,11 @@ def bce_cat(real_logits, fake_logits):
     ({"loss": lambda a, b: F.softplus(-a).mean()}, "fakes' term is missing"),
     ({"loss": lambda a, b: F.softplus(-a).sum() + F.softplus(b).sum()}, "summed over the batch"),
 ])
-def test_check_discriminator_step(kw, words):
+def test_check_discriminator_step(kw, words, verdict):
     assert words in verdict(checks.check_discriminator_step, lambda *a: d_step(*a, **kw))
 
 
-def test_check_discriminator_step_return_value():
+def test_check_discriminator_step_return_value(verdict):
     assert "return the loss" in verdict(checks.check_discriminator_step,
                                         lambda *a: d_step(*a) and None)
 
@@ -74,11 +73,11 @@ def g_step(D, opt, fake, *, zero=True, loss=losses.generator_loss_nonsaturating,
     ({"loss": lambda f: F.softplus(f).mean()}, "label 0"),
     ({"detach": True}, "do not detach"),
 ])
-def test_check_generator_step(kw, words):
+def test_check_generator_step(kw, words, verdict):
     assert words in verdict(checks.check_generator_step, lambda *a: g_step(*a, **kw))
 
 
-def test_check_generator_step_catches_a_step_of_d():
+def test_check_generator_step_catches_a_step_of_d(verdict):
     def both(D, opt, fake):
         opt_d = torch.optim.SGD(D.parameters(), lr=0.1)
         opt.zero_grad()
@@ -107,7 +106,7 @@ def hq_counts(samples, centres, std, radius=3.0, only_good=True):
     (lambda s, c, std: hq_counts(s, c, std).float() / len(s), "not shares"),
     (lambda s, c, std: hq_counts(s, c, std).sum(), "expected shape (8,)"),
 ])
-def test_check_high_quality_counts(fn, words):
+def test_check_high_quality_counts(fn, words, verdict):
     assert words in verdict(checks.check_high_quality_counts, fn)
 
 
@@ -126,23 +125,8 @@ def fd_right(m1, s1, m2, s2):
     (lambda m1, s1, m2, s2: fd_right(m1, s1, m2, s2).sqrt(), "square root of the distance"),
     (lambda m1, s1, m2, s2: torch.linalg.eigvals(s1 @ s2).sqrt().sum() * -2 + s1.trace(), "complex"),
 ])
-def test_check_frechet_distance(fn, words):
+def test_check_frechet_distance(fn, words, verdict):
     assert words in verdict(checks.check_frechet_distance, fn)
-
-
-@pytest.mark.parametrize("checker", [checks.check_nonsaturating_loss, checks.check_discriminator_step,
-                                     checks.check_generator_step, checks.check_high_quality_counts,
-                                     checks.check_frechet_distance])
-def test_bad_input_is_a_message(checker):
-    for bad in (None, 3, "my_function"):
-        assert "pass your function itself" in verdict(checker, bad)
-
-    def stub(*args):
-        raise NotImplementedError("write it")
-
-    v = verdict(checker, stub)
-    assert "not implemented yet" in v and "Hint: write it" in v
-    assert "raised ZeroDivisionError" in verdict(checker, lambda *a: 1 / 0)
 
 
 # --- the build exercises: the DCGAN's networks and the GAN step ----------------------------------
@@ -182,7 +166,7 @@ def make_generator(*, k=4, s=2, p=1, out_act=nn.Tanh, channels_last=False, unuse
     (make_generator(unused=True), "not used in forward"),
     (lambda latent_dim: nn.Linear(latent_dim, 784), "subclass gh.gan.Generator"),
 ])
-def test_check_dcgan_generator(cls, words):
+def test_check_dcgan_generator(cls, words, verdict):
     assert words in verdict(checks.check_dcgan_generator, cls)
 
 
@@ -213,7 +197,7 @@ def make_discriminator(*, bn_first=False, sigmoid=False, keep_dim=False, k=4, no
     (make_discriminator(k=5), "floor((28 + 2*1 - 5) / 2) + 1 = 13"),
     (make_discriminator(no_grad=True), "no gradient reaches the images"),
 ])
-def test_check_dcgan_discriminator(cls, words):
+def test_check_dcgan_discriminator(cls, words, verdict):
     assert words in verdict(checks.check_dcgan_discriminator, cls)
 
 
@@ -254,7 +238,7 @@ def make_gan_step(*, train=True, detach=True, d_in_g=False, g_loss=losses.genera
     (make_gan_step(swapped=True), "labels are swapped"),
     (make_gan_step(as_dict=False), "return a dict"),
 ])
-def test_check_gan_step(maker, words):
+def test_check_gan_step(maker, words, verdict):
     assert words in verdict(checks.check_gan_step, maker)
 
 
@@ -265,5 +249,5 @@ def test_check_gan_step(maker, words):
     (checks.check_high_quality_counts, gan_build.high_quality_counts),
     (checks.check_frechet_distance, gan_build.frechet_distance),
 ])
-def test_the_references_taken_by_the_skip_lines_pass_their_checkers(checker, reference):
+def test_the_references_taken_by_the_skip_lines_pass_their_checkers(checker, reference, verdict):
     assert verdict(checker, reference) == "passed"

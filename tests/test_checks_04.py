@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_checks import verdict  # the verdict, or "passed"
 
 from genai_helpers import checks
 
@@ -23,7 +22,7 @@ def scores_right(q, keys, W_q, v):
     (lambda q, k, W, v: scores_right(q, k, W, v).T, "expected shape"),
     (lambda q, k, W, v: torch.tanh(k + q @ W) @ v, "query @ W_q.T"),
 ])
-def test_check_additive_scores(fn, words):
+def test_check_additive_scores(fn, words, verdict):
     assert words in verdict(checks.check_additive_scores, fn)
 
 
@@ -47,7 +46,7 @@ def attend_zeroed_after(scores, mask, values):
     (lambda s, m, v: (v.mean(1), attend_right(s, m, v)[1]), "plain mean"),
     (lambda s, m, v: attend_right(s, m, v)[1], "return 2 tensors"),
 ])
-def test_check_attend(fn, words):
+def test_check_attend(fn, words, verdict):
     assert words in verdict(checks.check_attend, fn)
 
 
@@ -70,7 +69,7 @@ def per_token(logits, targets):
     (lambda lo, t, p: F.nll_loss(lo.flatten(0, 1), t.flatten(), ignore_index=p), "log-softmax is missing"),
     (lambda lo, t, p: F.cross_entropy(lo, t, ignore_index=p), "classes in dim 1"),
 ])
-def test_check_masked_loss(fn, words):
+def test_check_masked_loss(fn, words, verdict):
     assert words in verdict(checks.check_masked_loss, fn)
 
 
@@ -95,7 +94,7 @@ def beam_flat_token(scores, logp, k):
     (lambda s, lp, k: beam_flat_token(s, lp, k), "not the flat index itself"),
     (lambda s, lp, k: beam_right(s, lp, k)[:2], "return 3 tensors"),
 ])
-def test_check_beam_step(fn, words):
+def test_check_beam_step(fn, words, verdict):
     assert words in verdict(checks.check_beam_step, fn)
 
 
@@ -112,24 +111,8 @@ def match_right(pred, target, end_id):
     (lambda p, t, e: (p == t).float().mean(1), "fraction of correct characters"),
     (lambda p, t, e: match_right(p, t, e).float().mean(), "one answer per row"),
 ])
-def test_check_exact_match(fn, words):
+def test_check_exact_match(fn, words, verdict):
     assert words in verdict(checks.check_exact_match, fn)
-
-
-@pytest.mark.parametrize("checker", [checks.check_additive_scores, checks.check_attend,
-                                     checks.check_masked_loss, checks.check_beam_step,
-                                     checks.check_exact_match])
-def test_bad_input_is_a_message(checker):
-    def stub(*args):
-        raise NotImplementedError("one line of hint")
-
-    v = verdict(checker, stub)
-    assert "not implemented yet" in v and "Hint: one line of hint" in v
-    assert "raised ZeroDivisionError" in verdict(checker, lambda *a: 1 / 0)
-    for bad in (None, 3, "fn"):
-        assert "pass your function itself" in verdict(checker, bad)
-    assert "❌" in verdict(checker, lambda *a: None)
-    assert "❌" in verdict(checker, lambda *a: "text")
 
 
 # 4.3 the attention decoder step (build)
@@ -185,11 +168,11 @@ def make_decoder(mistake=None):
     ("plain mean", "padded positions changes your output"),
     ("layers in a list", "no parameters"),
 ])
-def test_check_attention_decoder(mistake, words):
+def test_check_attention_decoder(mistake, words, verdict):
     assert words in verdict(checks.check_attention_decoder, make_decoder(mistake))
 
 
-def test_reference_decoder_passes_and_trains_in_the_built_model():
+def test_reference_decoder_passes_and_trains_in_the_built_model(verdict):
     from genai_helpers import seq2seq_build as b
     from genai_helpers.dates import DateCorpus
 
@@ -239,11 +222,11 @@ def make_step_with(mistake=None):
     ("no zero_grad", "pile up"),
     ("no opt.step", "did not change"),
 ])
-def test_check_train_step(mistake, words):
+def test_check_train_step(mistake, words, verdict):
     assert words in verdict(checks.check_train_step, make_step_with(mistake))
 
 
-def test_check_train_step_accepts_the_package_step():
+def test_check_train_step_accepts_the_package_step(verdict):
     assert "passed" in verdict(checks.check_train_step, gh_seq2seq_step)
 
 
@@ -288,11 +271,11 @@ def greedy_with(mistake=None):
     ("no padding after end", "stay padding"),
     ("never stops", "stop as soon as all rows are done"),
 ])
-def test_check_greedy_decode(mistake, words):
+def test_check_greedy_decode(mistake, words, verdict):
     assert words in verdict(checks.check_greedy_decode, greedy_with(mistake))
 
 
-def test_greedy_reference_and_exact_match_reference_pass():
+def test_greedy_reference_and_exact_match_reference_pass(verdict):
     from genai_helpers import seq2seq_build as b
 
     assert "passed" in verdict(checks.check_greedy_decode, b.greedy_decode)
@@ -304,7 +287,7 @@ def test_greedy_reference_and_exact_match_reference_pass():
 
 @pytest.mark.parametrize("checker", [checks.check_attention_decoder, checks.check_train_step,
                                      checks.check_greedy_decode])
-def test_build_checkers_report_a_stub(checker):
+def test_build_checkers_report_a_stub(checker, verdict):
     def stub(*args):
         raise NotImplementedError("one line of hint")
 

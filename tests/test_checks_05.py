@@ -2,7 +2,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from test_checks import verdict  # the verdict, or "passed"
 
 from genai_helpers import checks
 
@@ -17,7 +16,7 @@ from genai_helpers import checks
     (lambda y: y, "not the labels themselves"),
     (lambda y: None, "return a torch tensor"),
 ])
-def test_check_one_hot(fn, words):
+def test_check_one_hot(fn, words, verdict):
     assert words in verdict(checks.check_one_hot, fn)
 
 
@@ -30,7 +29,7 @@ def test_check_one_hot(fn, words):
     (lambda g, o, m: g * m + o, "don't add it"),
     (lambda g, o, m: (g + o) / 2, "blends"),
 ])
-def test_check_keep_observed(fn, words):
+def test_check_keep_observed(fn, words, verdict):
     assert words in verdict(checks.check_keep_observed, fn)
 
 
@@ -49,7 +48,7 @@ def mse(r, t, m):
     (lambda r, t, m: 10 * torch.log10(1 / mse(r, t, m)).mean(), "not the batch average"),
     (lambda r, t, m: 1 / 0, "raised ZeroDivisionError"),
 ])
-def test_check_masked_psnr(fn, words):
+def test_check_masked_psnr(fn, words, verdict):
     assert words in verdict(checks.check_masked_psnr, fn)
 
 
@@ -62,7 +61,7 @@ def test_check_masked_psnr(fn, words):
     (lambda x: F.interpolate(x, size=(14, 14), mode="bilinear"), "passed"),  # exactly the 2x2 mean
     (lambda x: F.avg_pool2d(x, 4), "expected shape (3, 1, 14, 14)"),
 ])
-def test_check_downsample(fn, words):
+def test_check_downsample(fn, words, verdict):
     assert words in verdict(checks.check_downsample, fn)
 
 
@@ -79,18 +78,8 @@ def per_class(pred, req):
     (lambda p, r: torch.bincount(p, minlength=10) / len(p), "how often each digit was read"),
     (lambda p, r: 1 / 0, "raised ZeroDivisionError"),
 ])
-def test_check_accuracy_per_class(fn, words):
+def test_check_accuracy_per_class(fn, words, verdict):
     assert words in verdict(checks.check_accuracy_per_class, fn)
-
-
-@pytest.mark.parametrize("checker", [checks.check_one_hot, checks.check_keep_observed, checks.check_masked_psnr,
-                                     checks.check_conditional_vae, checks.check_draw, checks.check_cvae_step,
-                                     checks.check_downsample, checks.check_accuracy_per_class])
-def test_bad_input_is_a_message(checker):
-    assert "pass your function itself" in verdict(checker, "not a function")
-    def todo(*a):
-        raise NotImplementedError("Exercise 5.x")
-    assert "not implemented yet" in verdict(checker, todo)
 
 
 # --- build exercise 5.2: the conditional VAE -------------------------------------------------------
@@ -149,11 +138,11 @@ class CVAE(torch.nn.Module):
     ("one tensor from encode", "return two tensors (mu, logvar)"),
     ("no sampling", "sample z = mu + sigma * eps"),
 ])
-def test_check_conditional_vae(mistake, words):
+def test_check_conditional_vae(mistake, words, verdict):
     assert words in verdict(checks.check_conditional_vae, lambda: CVAE(mistake=mistake))
 
 
-def test_check_conditional_vae_passes_the_reference_and_notes_an_encoder_without_label(capsys):
+def test_check_conditional_vae_passes_the_reference_and_notes_an_encoder_without_label(capsys, verdict):
     from genai_helpers.conditional import ConditionalVAE
 
     assert verdict(checks.check_conditional_vae, ConditionalVAE) == "passed"
@@ -191,11 +180,11 @@ def drawer(mistake=None):
     ("no sigmoid", "apply torch.sigmoid"),
     ("with gradients", "torch.no_grad()"),
 ])
-def test_check_draw(mistake, words):
+def test_check_draw(mistake, words, verdict):
     assert words in verdict(checks.check_draw, drawer(mistake))
 
 
-def test_check_draw_passes_the_reference():
+def test_check_draw_passes_the_reference(verdict):
     from genai_helpers.conditional import draw
 
     assert verdict(checks.check_draw, draw) == "passed"
@@ -254,11 +243,11 @@ def stepper(mistake=None):
     ("no opt.step", "did not move"),
     ("not a dict", "return a dict"),
 ])
-def test_check_cvae_step(mistake, words):
+def test_check_cvae_step(mistake, words, verdict):
     assert words in verdict(checks.check_cvae_step, stepper(mistake))
 
 
-def test_check_cvae_step_passes_the_reference():
+def test_check_cvae_step_passes_the_reference(verdict):
     from genai_helpers.conditional import cvae_step
 
     assert verdict(checks.check_cvae_step, cvae_step) == "passed"

@@ -1,7 +1,6 @@
 """Chapter 06 checkers: right answers pass, typical mistakes are named, bad input is a message."""
 import pytest
 import torch
-from test_checks import verdict  # the verdict, or "passed"
 
 from genai_helpers import checks
 from genai_helpers.vae import neg_elbo
@@ -18,7 +17,7 @@ from genai_helpers.vae import neg_elbo
     (lambda b, i, o: [2 * b * i * o], "one number"),
     (lambda b, i, o: None, "one number"),
 ])
-def test_check_linear_flops(fn, words):
+def test_check_linear_flops(fn, words, verdict):
     assert words in verdict(checks.check_linear_flops, fn)
 
 
@@ -40,7 +39,7 @@ def near(s, ref):
     (lambda s, tr, te: 1 - torch.cdist(s, tr).min(1).values.mean() / torch.cdist(s, te).min(1).values.mean(),
      "raised"),  # images not flattened: cdist of 4-D tensors fails on the image case
 ])
-def test_check_nn_gap(fn, words):
+def test_check_nn_gap(fn, words, verdict):
     assert words in verdict(checks.check_nn_gap, fn)
 
 
@@ -63,7 +62,7 @@ def not_done(m, n):
     (lambda m, n: (m[:, None] > n[None]).float(), "one number"),
     (not_done, "not implemented yet"),
 ])
-def test_check_membership_auc(fn, words):
+def test_check_membership_auc(fn, words, verdict):
     assert words in verdict(checks.check_membership_auc, fn)
 
 
@@ -86,18 +85,18 @@ def precision(real, fake, k, *, skip_self=True, strict=False, radii_from="real",
     ({"radii_from": "fake"}, "not the fakes'"),
     ({"count": True}, "not their count"),
 ])
-def test_check_knn_precision(kw, words):
+def test_check_knn_precision(kw, words, verdict):
     assert words in verdict(checks.check_knn_precision, lambda r, f, k: precision(r, f, k, **kw))
 
 
-def test_check_knn_precision_names_recall():
+def test_check_knn_precision_names_recall(verdict):
     assert "that is recall" in verdict(checks.check_knn_precision, lambda r, f, k: precision(f, r, k))
 
 
 @pytest.mark.parametrize("checker", [checks.check_linear_flops, checks.check_nn_gap,
                                      checks.check_membership_auc, checks.check_knn_precision,
                                      checks.check_membership_attack])
-def test_checkers_reject_non_functions(checker):
+def test_checkers_reject_non_functions(checker, verdict):
     assert "pass your function itself" in verdict(checker, 3.0)
 
 
@@ -137,11 +136,11 @@ def attack(model, members, non_members, *, sign=1, average=False, swap=False, me
     ({"inf_threshold": False}, "threshold above every score"),
     ({"roc_swap": True}, "swapped in the ROC"),
 ])
-def test_check_membership_attack(kw, words):
+def test_check_membership_attack(kw, words, verdict):
     assert words in verdict(checks.check_membership_attack, lambda mo, m, n: attack(mo, m, n, **kw))
 
 
-def test_check_membership_attack_accepts_the_reference_and_names_a_missing_key():
+def test_check_membership_attack_accepts_the_reference_and_names_a_missing_key(verdict):
     from genai_helpers.evaluation import membership_attack
 
     assert verdict(checks.check_membership_attack, membership_attack) == "passed"
