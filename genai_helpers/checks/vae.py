@@ -6,6 +6,7 @@ import math
 import torch
 
 from ..losses import bernoulli_nll, gaussian_kl
+from ..vae_parts import PartsVAE
 from .framework import CheckFailed, Report, call, compare, _as_tensor, _require_callable
 
 HINTS = {
@@ -428,22 +429,10 @@ class _CheckEncoder(torch.nn.Module):
         return mu, logvar - 20.0
 
 
-class _CheckVAE(torch.nn.Module):
-    def __init__(self, d=4):
-        super().__init__()
-        self.latent_dim = d
-        self.encoder = _CheckEncoder(d)
-        self.decoder = torch.nn.Sequential(torch.nn.Linear(d, 784), torch.nn.Unflatten(1, (1, 28, 28)))
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def decode(self, z):
-        return self.decoder(z)
-
-    def forward(self, x):
-        mu, logvar = self.encoder(x)
-        return self.decoder(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)), mu, logvar
+def _check_vae(d: int = 4) -> PartsVAE:
+    """A tiny VAE (linear layers) whose encoder has a near-zero variance."""
+    decoder = torch.nn.Sequential(torch.nn.Linear(d, 784), torch.nn.Unflatten(1, (1, 28, 28)))
+    return PartsVAE(_CheckEncoder(d), decoder, d)
 
 
 def _vae_reference_step(model, x, lr: float):
@@ -539,7 +528,7 @@ def check_vae_step(fn) -> None:
     _require_callable(fn, "vae_step", "check_vae_step(vae_step)")
     r = Report("vae_step")
     torch.manual_seed(5)
-    model = _CheckVAE()
+    model = _check_vae()
     g = torch.Generator().manual_seed(6)
     x = (torch.rand(8, 1, 28, 28, generator=g) > 0.6).float()
     lr = 1e-3
