@@ -4,8 +4,8 @@ editor can fill them.
 
 - A notebook's catalog holds one entry per markdown cell: `msgctxt` is the cell's id, `msgid` its
   English source (the whole cell), `msgstr` the translation.
-- The package's catalog holds one entry per `_("...")` in the code, extracted as
-  `pybabel extract -k _` does.
+- The package's catalog holds one entry per `_("...")` or `N_("...")` in the code, extracted as
+  `pybabel extract` does (and in the notebooks' code cells, where it is `gh._("...")`).
 
 `update` brings a catalog in step with its English (the template): a new English text gets an
 empty entry (missing); a changed one keeps its translation, marked fuzzy, with the English it was
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from babel import Locale
 from babel.messages.catalog import Catalog, Message
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract, extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from .links import HEADING_LEVEL, LINK
@@ -36,6 +36,7 @@ from .links import HEADING_LEVEL, LINK
 KEPT = re.compile(r"```.*?```|\$\$.*?\$\$|\$[^$\n]+\$|`[^`\n]+`", re.S)
 MARKERS = ("📖", "✅", "🔬", "✏️", "⏭", "⚠", "❌")  # the course's boxes and signs
 PLACEHOLDER = re.compile(r"\{[^{}]*\}|%\(\w+\)[sdrf]|%[sdrf]")  # what .format / % fills in
+KEYWORDS = {"_": None, "N_": None}  # what marks a message in code: _("...") and N_("...") (see i18n)
 NO_CHECK = "no-markup-check"  # a translator's flag (`#, no-markup-check`) for a deliberate change
 HEADER = """\
 {language} translation of {project}; English is the source.
@@ -105,14 +106,22 @@ def notebook_template(nb, where: str) -> Catalog:
     return template
 
 
-def package_template(package: Path) -> Catalog:
-    """Every `_("...")` of the package's code, as `pybabel extract -k _ <package>` finds them."""
+def package_template(package: Path, notebooks: dict | None = None) -> Catalog:
+    """Every `_("...")` and `N_("...")` of the package's code, as `pybabel extract -k _ -k N_` finds
+    them, and of the code cells of `notebooks` ({name: notebook}), where `gh._("...")` counts."""
     template = Catalog(fuzzy=False)
     for filename, lineno, message, comments, context in extract_from_dir(
-            package, method_map=[("**.py", "python")], keywords={"_": None},
+            package, method_map=[("**.py", "python")], keywords=KEYWORDS,
             comment_tags=("TRANSLATORS:",), strip_comment_tags=True):
         template.add(message, locations=[(f"{package.name}/{filename}", lineno)], auto_comments=comments,
                      context=context)
+    for name, nb in (notebooks or {}).items():
+        for cell in nb.cells:
+            if cell.cell_type == "code" and "_(" in cell.source:
+                found = extract("python", io.BytesIO(cell.source.encode()), keywords=KEYWORDS,
+                                comment_tags=("TRANSLATORS:",), strip_comment_tags=True)
+                for lineno, message, comments, context in found:
+                    template.add(message, locations=[(name, None)], auto_comments=comments, context=context)
     return template
 
 

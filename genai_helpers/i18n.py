@@ -12,7 +12,10 @@ in English in the code, wrapped in `_()`:
 it ships with the package), where translators fill in the `msgstr`. A message without a
 translation, or whose translation is marked fuzzy (its English changed since), comes out in
 English: a student never sees a stale or empty text. Format the result (`.format(...)`), not the
-argument, so that the English text is what the catalog is looked up by.
+argument, so that the English text is what the catalog is looked up by. A message that sits in a
+constant is marked with `N_("...")` and translated where it is shown, `_(CONSTANT)`. Notebook code
+can use `gh._("...")` too: the command extracts those from the English notebooks' code cells into
+the same catalog, so that the code stays the same in every edition.
 """
 from __future__ import annotations
 
@@ -48,6 +51,12 @@ def _parse(code: str) -> str | None:
     """'zh', 'zh_CN', 'zh-Hans', 'zh_CN.UTF-8' -> 'zh'; None for a language the course lacks."""
     lang = code.strip().replace("-", "_").split(".")[0].split("_")[0].lower()
     return lang if lang in LANGUAGES else None
+
+
+def N_(message: str) -> str:
+    """Mark a message kept in a constant (a table of hints, say) for the catalog without
+    translating it now: the code calls `_(constant)` where it shows it, in the language of then."""
+    return message
 
 
 def normalize(code: str) -> str:

@@ -185,10 +185,13 @@ def _put(path: Path, data: bytes, write: bool, repo: Path) -> list:
 
 
 def sync_package(repo: Path, lang: str, write: bool) -> Row:
-    """The package's catalog in step with the `_("...")` messages of the code."""
+    """The package's catalog in step with the `_("...")` messages of the code (the package's, and
+    the English notebooks' code cells')."""
     path = catalog_path(lang, repo / "genai_helpers" / "locale")
     catalog = catalogs.read_catalog(path, lang, "genai_helpers")
-    catalogs.update(catalog, catalogs.package_template(repo / "genai_helpers"), by_cell=False)
+    notebooks = {f"notebooks/{page.name}.ipynb": nbformat.read(page.english, as_version=4)
+                 for page in pages(repo, lang)}
+    catalogs.update(catalog, catalogs.package_template(repo / "genai_helpers", notebooks), by_cell=False)
     found = [p for m in catalog if m.id for p in catalogs.problems(m, package=True)]
     stale = _put(path, catalogs.po_bytes(catalog, lang), write, repo)
     return Row("genai_helpers (messages)", catalogs.status(catalog), found, stale)

@@ -35,7 +35,7 @@ def toy_chapter():
         new_markdown_cell("# Toy chapter\n\nSee [the setup](#1.-Setup) and [the demo](demos/01_toy.ipynb#Demo-·-toy)."),
         new_markdown_cell("## 1. Setup\n\nRun `gh.setup()` first; it prints $x^2$ ✅."),
         new_code_cell("import genai_helpers as gh\n\nenv = gh.setup(seed=0)"),
-        new_code_cell("print(env)"),
+        new_code_cell('print(gh._("Setup done."))'),
     ])
 
 
@@ -50,14 +50,15 @@ def toy(tmp_path):
         new_code_cell("import genai_helpers as gh\ngh.setup()")]), repo / "notebooks" / "demos" / "01_toy.ipynb")
     (repo / "genai_helpers").mkdir()
     (repo / "genai_helpers" / "greet.py").write_text(
-        'from .i18n import _\n\n\ndef hello(name):\n    return _("Hello, {name}").format(name=name)\n')
+        'from .i18n import N_, _\n\nMORNING = N_("Good morning")\n\n\n'
+        'def hello(name):\n    return _("Hello, {name}").format(name=name)\n')
     return repo
 
 
 CHINESE = {"# Toy chapter": "# 玩具章节\n\n见[准备工作](#1.-Setup)和[演示](demos/01_toy.ipynb#Demo-·-toy)。",
            "## 1. Setup": "## 1. 准备\n\n先运行 `gh.setup()`；它打印 $x^2$ ✅。",
            "# Demo · toy": "# 演示 · 玩具\n\n回到[本章](../01_toy.ipynb#Toy-chapter)。",
-           "Hello, {name}": "你好，{name}"}
+           "Hello, {name}": "你好，{name}", "Good morning": "早上好", "Setup done.": "准备就绪。"}
 
 
 def translate(po: Path, texts: dict = CHINESE) -> None:
@@ -91,7 +92,8 @@ def code_cells(path: Path) -> list:
 def test_a_new_edition_is_all_missing_and_the_check_fails(toy, capsys):
     rows = sync(toy)
     assert len(row(rows, "01_toy").status.missing) == 2 and len(row(rows, "demos/01_toy").status.missing) == 1
-    assert len(row(rows, "genai_helpers (messages)").status.missing) == 1  # _("Hello, {name}") was extracted
+    # extracted: _("...") and N_("...") from the package, gh._("...") from the notebook's code
+    assert row(rows, "genai_helpers (messages)").status.missing == ["Good morning", "Hello, {name}", "Setup done."]
     nb = nbformat.read(toy / "notebooks" / "zh" / "01_toy.ipynb", as_version=4)
     shown = nb.cells[1].source
     assert shown.startswith(i18n._(MARKER, "zh")) and shown.endswith(toy_chapter().cells[1].source)
@@ -169,11 +171,11 @@ def test_a_translation_that_loses_code_formulas_or_links_is_a_problem(toy):
 
 def test_package_messages_are_extracted_and_their_placeholders_checked(toy):
     po = i18n.catalog_path("zh", toy / "genai_helpers" / "locale")
-    assert sync_package(toy, "zh", write=True).status.missing == ["Hello, {name}"]
+    assert "Hello, {name}" in sync_package(toy, "zh", write=True).status.missing
     translate(po, {"Hello, {name}": "你好，{名字}"})
     assert "placeholders differ" in sync_package(toy, "zh", write=True).problems[0]
     translate(po)
-    assert sync_package(toy, "zh", write=True).status.translated == ["Hello, {name}"]
+    assert sync_package(toy, "zh", write=True).status.translated == ["Good morning", "Hello, {name}", "Setup done."]
 
 
 def test_the_setup_call_is_the_one_place_the_language_switches():
@@ -221,6 +223,7 @@ def test_the_edition_is_built_from_the_current_english(edition):
 
 
 def test_underscore_speaks_chinese_when_asked_and_english_otherwise(monkeypatch):
+    assert gh._ is i18n._  # what notebook code calls
     assert i18n._(MARKER) == MARKER and i18n.language() == "en"
     chinese = i18n._(MARKER, "zh")
     assert "未翻译" in chinese
