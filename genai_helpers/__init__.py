@@ -13,6 +13,7 @@ import importlib
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import DataError, load_mnist
 from .hints import hint
+from .i18n import _  # noqa: F401  gh._("...") in notebook code: the message in the session's language
 from .results import save_results
 from .runtime import __version__, is_offline, is_quick, pick
 from .session import device, setup

@@ -6,6 +6,7 @@
     prepare [MODEL ...] [--quick]                train and cache the course's models (default: all)
     bench [--steps N] [--models vae dcgan seq2seq] [--epochs] [--time-to-quality] [--json FILE]
                                                  course loop vs textbook loop, side by side
+    translations [--lang zh] [--check]           update the catalogs, build notebooks/zh/, report
 """
 from __future__ import annotations
 
@@ -106,6 +107,13 @@ def bench(args) -> int:
     return 0
 
 
+def translations(args) -> int:
+    """Update the translation catalogs from the English, build the edition's notebooks, report."""
+    from .translations import run
+
+    return run(REPO, args.lang, check=args.check)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genai_helpers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,6 +144,13 @@ def main(argv=None) -> int:
                    help="also train each loop from scratch to the chapter's bar: seconds to quality")
     b.add_argument("--json", help="also write the numbers to this file")
     b.set_defaults(func=bench)
+    from .i18n import ENGLISH, LANGUAGES
+
+    t = sub.add_parser("translations", help="update the catalogs from the English, build notebooks/zh/, report")
+    t.add_argument("--lang", default="zh", choices=[lang for lang in LANGUAGES if lang != ENGLISH])
+    t.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if anything is missing, out of date or not rebuilt (CI)")
+    t.set_defaults(func=translations)
     args = parser.parse_args(argv)
     return args.func(args)
 

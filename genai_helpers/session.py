@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import mnist_source
+from .i18n import set_language
 from .runtime import __version__, is_offline, is_quick, pick_device, seed_everything
 
 NOT_SET_UP = "not decided yet (gh.setup() decides it)"
@@ -39,13 +40,17 @@ class Env:
 _ENV: Env | None = None
 
 
-def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Env:
+def setup(seed: int = 0, device: str | None = None, quiet: bool = False, lang: str | None = None) -> Env:
     """Seed everything, pick the device, read GENAI_QUICK/GENAI_OFFLINE, print one line.
 
     The data source is what `gh.load_mnist()` will use; deciding it may probe the
-    network for at most a few seconds (never with GENAI_OFFLINE=1).
+    network for at most a few seconds (never with GENAI_OFFLINE=1). `lang` ("en" or "zh")
+    is the language of the course's messages from now on (the Chinese notebooks pass "zh");
+    without it, GENAI_LANG decides (English when unset). See `i18n`.
     """
     global _ENV
+    if lang is not None:
+        set_language(lang)  # first: a wrong language is reported before anything else happens
     seed_everything(seed)
     _ENV = Env(pick_device(device), seed, is_quick(), is_offline(), mnist_source().description)
     if not quiet:

@@ -1,51 +1,23 @@
 """The text of the chapters stays true to them: every link to a heading resolves, and no measured
 number is typed into markdown (a number a chapter prints belongs in a printed sentence, so the
-text cannot drift from the run; see CONTRIBUTING.md)."""
+text cannot drift from the run; see CONTRIBUTING.md). The link rule lives in `genai_helpers.links`,
+which the Chinese edition also uses (tests/test_i18n.py checks its links)."""
 import re
 from pathlib import Path
-from urllib.parse import unquote
 
 import nbformat
 import pytest
 
+from genai_helpers.links import anchor, broken_links
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted((NOTEBOOKS / "demos").glob("*.ipynb"))
-LINK = re.compile(r"\]\(([^)\s]*?(?:\([^)\s]*\)[^)\s]*?)*)\)")  # ](target), parentheses inside allowed
-HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 # a measured-looking number: three or more significant digits with a decimal point (21.79, 0.968, 15.1)
 MEASURED = re.compile(r"(?<![\w.])(\d+\.\d{2,}|[1-9]\d+\.\d+)(?![\w.])")
 
 
-def anchor(heading: str) -> str:
-    """The id JupyterLab gives a heading: its text as shown (no markdown marks), spaces as '-'."""
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link shows its text
-    text = re.sub(r"[`*_]", "", text)
-    return text.strip().replace(" ", "-")
-
-
-def anchors(path: Path) -> set:
-    nb = nbformat.read(path, as_version=4)
-    return {anchor(h) for c in nb.cells if c.cell_type == "markdown" for h in HEADING.findall(c.source)}
-
-
 def markdown(path: Path) -> list:
     return [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
-
-
-def broken_links(path: Path) -> list:
-    """Links in the notebook's markdown to a file or heading that does not exist."""
-    broken = []
-    for cell in markdown(path):
-        for target in LINK.findall(cell.source):
-            if target.startswith(("http://", "https://", "mailto:")):
-                continue
-            file, _, frag = target.partition("#")
-            where = (path.parent / unquote(file)).resolve() if file else path
-            if not where.exists():
-                broken.append(f"{target} (no file {file})")
-            elif frag and where.suffix == ".ipynb" and unquote(frag) not in anchors(where):
-                broken.append(f"{target} (no heading '{unquote(frag)}' in {where.name})")
-    return broken
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)

@@ -1,0 +1,262 @@
+"""The Chinese edition stays in step with the English: on a toy repository, a changed English cell
+shows as out of date and fails the check, a new one as missing, a removed one leaves the counts;
+the built notebooks' code is the English code (but for `lang="zh"` in the setup call) and their
+links resolve; `_()` speaks Chinese when asked and English otherwise."""
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from babel.messages.pofile import read_po, write_po
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+import genai_helpers as gh
+from genai_helpers import catalogs, i18n
+from genai_helpers.links import broken_links
+from genai_helpers.translations import pages, run, switch_language, sync, sync_package
+
+REPO = Path(__file__).resolve().parent.parent
+MARKER = "*(Not translated yet; the English original follows.)*"  # as written in translations.marker
+
+
+@pytest.fixture(autouse=True)
+def english_again(monkeypatch):
+    """Each test starts in English (GENAI_LANG unset) and leaves the language as it found it."""
+    monkeypatch.delenv(i18n.ENV, raising=False)
+    i18n.set_language(None)
+    i18n._catalog.cache_clear()
+    yield
+    i18n.set_language(None)
+    i18n._catalog.cache_clear()
+
+
+def toy_chapter():
+    return new_notebook(cells=[
+        new_markdown_cell("# Toy chapter\n\nSee [the setup](#1.-Setup) and [the demo](demos/01_toy.ipynb#Demo-·-toy)."),
+        new_markdown_cell("## 1. Setup\n\nRun `gh.setup()` first; it prints $x^2$ ✅."),
+        new_code_cell("import genai_helpers as gh\n\nenv = gh.setup(seed=0)"),
+        new_code_cell('print(gh._("Setup done."))'),
+    ])
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """A repository with one chapter, one demo and a package with one message; nothing translated."""
+    repo = tmp_path / "repo"
+    (repo / "notebooks" / "demos").mkdir(parents=True)
+    nbformat.write(toy_chapter(), repo / "notebooks" / "01_toy.ipynb")
+    nbformat.write(new_notebook(cells=[
+        new_markdown_cell("# Demo · toy\n\nBack to [the chapter](../01_toy.ipynb#Toy-chapter)."),
+        new_code_cell("import genai_helpers as gh\ngh.setup()")]), repo / "notebooks" / "demos" / "01_toy.ipynb")
+    (repo / "genai_helpers").mkdir()
+    (repo / "genai_helpers" / "greet.py").write_text(
+        'from .i18n import N_, _\n\nMORNING = N_("Good morning")\n\n\n'
+        'def hello(name):\n    return _("Hello, {name}").format(name=name)\n')
+    return repo
+
+
+CHINESE = {"# Toy chapter": "# 玩具章节\n\n见[准备工作](#1.-Setup)和[演示](demos/01_toy.ipynb#Demo-·-toy)。",
+           "## 1. Setup": "## 1. 准备\n\n先运行 `gh.setup()`；它打印 $x^2$ ✅。",
+           "# Demo · toy": "# 演示 · 玩具\n\n回到[本章](../01_toy.ipynb#Toy-chapter)。",
+           "Hello, {name}": "你好，{name}", "Good morning": "早上好", "Setup done.": "准备就绪。"}
+
+
+def translate(po: Path, texts: dict = CHINESE) -> None:
+    """What a translator does in a PO editor: fill each msgstr whose English starts with a key of
+    `texts`, and clear the fuzzy mark with its previous msgid."""
+    with po.open("rb") as f:
+        catalog = read_po(f)
+    for message in catalog:
+        for start, text in texts.items():
+            if message.id and message.id.startswith(start):
+                message.string, message.previous_id = text, []
+                message.flags.discard("fuzzy")
+    with po.open("wb") as f:
+        write_po(f, catalog, width=0)
+
+
+def translate_all(repo: Path) -> None:
+    for po in (repo / "locale").rglob("*.po"):
+        translate(po)
+    translate(i18n.catalog_path("zh", repo / "genai_helpers" / "locale"))
+
+
+def row(rows, name):
+    return next(r for r in rows if r.name == name)
+
+
+def code_cells(path: Path) -> list:
+    return [(c.id, c.source) for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_a_new_edition_is_all_missing_and_the_check_fails(toy, capsys):
+    rows = sync(toy)
+    assert len(row(rows, "01_toy").status.missing) == 2 and len(row(rows, "demos/01_toy").status.missing) == 1
+    # extracted: _("...") and N_("...") from the package, gh._("...") from the notebook's code
+    assert row(rows, "genai_helpers (messages)").status.missing == ["Good morning", "Hello, {name}", "Setup done."]
+    nb = nbformat.read(toy / "notebooks" / "zh" / "01_toy.ipynb", as_version=4)
+    shown = nb.cells[1].source
+    assert shown.startswith(i18n._(MARKER, "zh")) and shown.endswith(toy_chapter().cells[1].source)
+    assert run(toy, check=True) == 1
+    assert "not in step with the English" in capsys.readouterr().out
+
+
+def test_a_translated_edition_passes_and_its_links_lead_to_the_translated_headings(toy):
+    sync(toy)
+    translate_all(toy)
+    assert not any(r.failed for r in sync(toy))
+    assert run(toy, check=True) == 0
+    chapter, demo = toy / "notebooks" / "zh" / "01_toy.ipynb", toy / "notebooks" / "zh" / "demos" / "01_toy.ipynb"
+    first = nbformat.read(chapter, as_version=4).cells[0].source
+    assert "(#1.-准备)" in first and "(demos/01_toy.ipynb#演示-·-玩具)" in first
+    assert "(../01_toy.ipynb#玩具章节)" in nbformat.read(demo, as_version=4).cells[0].source
+    assert broken_links(chapter) == [] and broken_links(demo) == []
+
+
+def test_a_changed_english_cell_is_out_of_date_until_translated_again(toy, capsys):
+    sync(toy)
+    translate_all(toy)
+    sync(toy)
+    path, po = toy / "notebooks" / "01_toy.ipynb", toy / "locale" / "zh" / "notebooks" / "01_toy.po"
+    nb = nbformat.read(path, as_version=4)
+    old, nb.cells[1].source = nb.cells[1].source, nb.cells[1].source.replace("first", "before anything else")
+    nbformat.write(nb, path)
+    before = po.read_bytes()
+
+    assert run(toy, check=True) == 1
+    assert f"out of date: cell {nb.cells[1].id}: ## 1. Setup" in capsys.readouterr().out
+    assert po.read_bytes() == before  # the check writes nothing
+
+    assert row(sync(toy), "01_toy").status.outdated == [f"cell {nb.cells[1].id}: ## 1. Setup"]
+    text = po.read_text(encoding="utf-8")
+    assert "#, fuzzy" in text and '#| msgid "" "## 1. Setup\\n"' in text  # what it was translated from
+    assert "#. - Run `gh.setup()` first;" in text and "#. + Run `gh.setup()` before anything else;" in text
+    assert "准备" in text  # the old translation is kept for the translator to update
+    built = nbformat.read(toy / "notebooks" / "zh" / "01_toy.ipynb", as_version=4).cells[1].source
+    assert "译文已过时" in built and built.endswith(nb.cells[1].source)  # the reader gets the new English
+
+    translate(po, {"## 1. Setup": "## 1. 准备\n\n先运行 `gh.setup()`，在一切之前；它打印 $x^2$ ✅。"})
+    assert run(toy, check=False) == 0 and run(toy, check=True) == 0
+    assert old != nb.cells[1].source
+
+
+def test_a_new_cell_is_missing_and_a_removed_one_is_kept_aside(toy, capsys):
+    sync(toy)
+    translate_all(toy)
+    path = toy / "notebooks" / "01_toy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(3, new_markdown_cell("A new paragraph."))
+    removed = nb.cells.pop(1)
+    nbformat.write(nb, path)
+
+    status = row(sync(toy), "01_toy").status
+    assert status.missing == [f"cell {nb.cells[2].id}: A new paragraph."] and len(status.translated) == 1
+    assert not status.outdated
+    text = (toy / "locale" / "zh" / "notebooks" / "01_toy.po").read_text(encoding="utf-8")
+    assert f'#~ msgctxt "{removed.id}"' in text  # obsolete, with its translation, for reuse
+    assert run(toy, check=True) == 1
+    assert "未翻译" in nbformat.read(toy / "notebooks" / "zh" / "01_toy.ipynb", as_version=4).cells[2].source
+
+
+def test_a_translation_that_loses_code_formulas_or_links_is_a_problem(toy):
+    sync(toy)
+    translate_all(toy)
+    po = toy / "locale" / "zh" / "notebooks" / "01_toy.po"
+    translate(po, {"# Toy chapter": "# 玩具章节\n\n见准备工作和演示。",
+                   "## 1. Setup": "### 准备\n\n先运行 gh.setup()。"})
+    problems = " | ".join(row(sync(toy), "01_toy").problems)
+    for lost in ("lost link targets", "lost code or formulas: `gh.setup()`, $x^2$", "headings differ", "lost markers"):
+        assert lost in problems
+
+
+def test_package_messages_are_extracted_and_their_placeholders_checked(toy):
+    po = i18n.catalog_path("zh", toy / "genai_helpers" / "locale")
+    assert "Hello, {name}" in sync_package(toy, "zh", write=True).status.missing
+    translate(po, {"Hello, {name}": "你好，{名字}"})
+    assert "placeholders differ" in sync_package(toy, "zh", write=True).problems[0]
+    translate(po)
+    assert sync_package(toy, "zh", write=True).status.translated == ["Good morning", "Hello, {name}", "Setup done."]
+
+
+def test_the_setup_call_is_the_one_place_the_language_switches():
+    assert switch_language("env = gh.setup(seed=0)", "zh") == 'env = gh.setup(seed=0, lang="zh")'
+    assert switch_language("gh.setup()\nx = 1", "zh") == 'gh.setup(lang="zh")\nx = 1'
+    assert switch_language("gh.setup(device=pick(a, b))", "zh") == 'gh.setup(device=pick(a, b), lang="zh")'
+    assert switch_language("print(1)", "zh") is None
+    with pytest.raises(ValueError, match="leave it out"):
+        switch_language('gh.setup(lang="en")', "zh")
+
+
+def english_code(zh_source: str) -> str:
+    """The zh setup call back to English: the one difference the build may make."""
+    return re.sub(r'(gh\.setup\(.*?)(, )?lang="zh"\)', r"\1)", zh_source, count=1, flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def edition():
+    """The repository's zh edition as the build makes it (nothing written)."""
+    return sync(REPO, "zh", write=False)
+
+
+@pytest.mark.parametrize("page", pages(REPO, "zh"), ids=lambda p: p.name)
+def test_chinese_code_cells_are_the_english_ones(page):
+    english, chinese = code_cells(page.english), code_cells(page.output)
+    assert [i for i, _ in chinese] == [i for i, _ in english]
+    differ = [(zh, en) for (_, zh), (_, en) in zip(chinese, english) if zh != en]
+    assert len(differ) == 1, "exactly one code cell (the setup call) differs"
+    assert english_code(differ[0][0]) == differ[0][1] and 'lang="zh"' in differ[0][0]
+
+
+@pytest.mark.parametrize("page", pages(REPO, "zh"), ids=lambda p: p.name)
+def test_every_link_in_the_chinese_notebooks_resolves(page):
+    broken = broken_links(page.output)
+    assert not broken, f"{page.output.name}: links that lead nowhere: {broken}"
+
+
+def test_the_edition_is_built_from_the_current_english(edition):
+    """What is committed is what `python -m genai_helpers translations` makes, and no translation
+    lost code, formulas or links (missing translations are allowed until the edition is complete)."""
+    stale = [what for r in edition for what in r.stale]
+    assert not stale, f"{stale}: run python -m genai_helpers translations and commit what it changes"
+    problems = [what for r in edition for what in r.problems]
+    assert not problems, problems
+
+
+def test_underscore_speaks_chinese_when_asked_and_english_otherwise(monkeypatch):
+    assert gh._ is i18n._  # what notebook code calls
+    assert i18n._(MARKER) == MARKER and i18n.language() == "en"
+    chinese = i18n._(MARKER, "zh")
+    assert "未翻译" in chinese
+    monkeypatch.setenv(i18n.ENV, "zh_CN.UTF-8")
+    assert i18n.language() == "zh" and i18n._(MARKER) == chinese
+    monkeypatch.setenv(i18n.ENV, "fr_FR.UTF-8")  # a shell's locale the course lacks: English, no error
+    assert i18n.language() == "en" and i18n._(MARKER) == MARKER
+    monkeypatch.setenv(i18n.ENV, "zh")
+    assert i18n._("a message nobody wrapped") == "a message nobody wrapped"
+
+
+def test_setup_switches_the_language_and_says_what_to_do_with_a_wrong_one(monkeypatch):
+    monkeypatch.setenv("GENAI_OFFLINE", "1")
+    gh.setup(seed=0, quiet=True, lang="zh")
+    assert i18n.language() == "zh"
+    gh.setup(seed=0, quiet=True)  # without lang the language stays
+    assert i18n.language() == "zh"
+    with pytest.raises(ValueError) as e:
+        gh.setup(seed=0, quiet=True, lang="fr")
+    assert "'fr'" in str(e.value) and "zh" in str(e.value) and "课程" in str(e.value)  # said in the current language
+    i18n.set_language("en")
+    with pytest.raises(ValueError, match="unknown language 'fr': the course speaks en, zh"):
+        i18n.normalize("fr")
+
+
+def test_untranslated_and_fuzzy_messages_come_out_in_english(tmp_path, monkeypatch):
+    catalog = catalogs.new_catalog("zh", "test")
+    catalog.add("Translated", "已翻译")
+    catalog.add("Out of date", "过时的译文", flags=["fuzzy"], previous_id=["Out of date!"])
+    catalog.add("Missing")
+    path = i18n.catalog_path("zh", tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(catalogs.po_bytes(catalog, "zh"))
+    monkeypatch.setattr(i18n, "LOCALE", tmp_path)
+    i18n.set_language("zh")
+    assert [i18n._(m) for m in ("Translated", "Out of date", "Missing")] == ["已翻译", "Out of date", "Missing"]
