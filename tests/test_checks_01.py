@@ -38,7 +38,7 @@ def elbo_right(log_joint, q, z):
 
 @pytest.mark.parametrize("fn, words", [
     (elbo_right, "passed"),
-    (lambda lj, q, z: elbo_right(lj, q, z).item(), "passed"),  # a Python float is fine
+    (lambda lj, q, z: elbo_right(lj, q, z).item(), "not a Python float"),  # .item() detaches it
     (lambda lj, q, z: lj(z).mean(), "log q(z) is missing"),
     (lambda lj, q, z: -elbo_right(lj, q, z), "wrong sign"),
     (lambda lj, q, z: (lj(z) - q.log_prob(z)).mean(), "sum it over the last dimension"),
@@ -57,6 +57,7 @@ def test_check_elbo_estimate(fn, words, verdict):
     (lambda f, z, mu, s: ((z - mu) / s**2).mean(), "multiply it by f(z)"),
     (lambda f, z, mu, s: (f(z) * (mu - z) / s**2).mean(), "wrong sign"),
     (lambda f, z, mu, s: f(z) * (z - mu) / s**2, "one estimate per sample"),
+    (lambda f, z, mu, s: (f(z) * (z - mu) / s**2).mean().item(), "not a Python float"),
     (lambda f, z, mu, s: f(z).mean(), "not its gradient"),
 ])
 def test_check_score_function_grad(fn, words, verdict):
@@ -73,6 +74,7 @@ def test_check_score_function_grad(fn, words, verdict):
     (lambda r, f: torch.sigmoid(torch.sigmoid(r)).log().mean() + (1 - torch.sigmoid(torch.sigmoid(f))).log().mean(),
      "sigmoid applied twice"),
     (lambda r, f: F.logsigmoid(r).sum() + F.logsigmoid(-f).sum(), "take means"),
+    (lambda r, f: (F.logsigmoid(r).mean() + F.logsigmoid(-f).mean()).item(), "not a Python float"),
 ])
 def test_check_gan_value(fn, words, verdict):
     assert words in verdict(checks.check_gan_value, fn)
@@ -118,6 +120,14 @@ def test_check_attention(fn, words, verdict):
 def test_the_references_taken_by_the_skip_lines_pass_their_checkers(checker, reference, verdict):
     from genai_helpers import maths
     assert verdict(checker, getattr(maths, reference)) == "passed"
+
+
+@pytest.mark.parametrize("checker", [checks.check_elbo_estimate, checks.check_score_function_grad,
+                                     checks.check_gan_value])
+def test_a_python_float_is_refused_with_the_reason_and_the_fix(checker, verdict):
+    """An answer ending in .item() must not pass: the chapter keeps these numbers as tensors."""
+    v = verdict(checker, lambda *a: 0.5)
+    assert "return a 0-dim tensor" in v and "detaches the number from autograd" in v and "drop the .item()" in v
 
 
 def test_chapter_01_hints_have_an_idea_and_a_tools_level():

@@ -7,6 +7,11 @@ import torch
 
 from .framework import Report, call, compare, _require_callable, _scalar
 
+# Exercises 1.2 to 1.4 return one number that stays a tensor: a VAE maximises the ELBO and a GAN
+# trains on V by gradient steps, so a value detached by .item() would train nothing.
+PYTHON_NUMBER = ("return a 0-dim tensor, not a Python float: .item() (or float()) detaches the number "
+                 "from autograd, so no gradient could flow through it; drop the .item()")
+
 HINTS = {
     "1.1": ("Follow the closed form derived just above the exercise, term by term: a log of a ratio "
             "of standard deviations, a fraction with the variances, and a constant. Check it on "
@@ -18,7 +23,8 @@ HINTS = {
             "the samples.",
             "log_joint(z) has shape (n,); q.log_prob(z) has shape (n, k), one log-density per "
             "latent dimension, and a diagonal Gaussian's log-density is their sum over the last "
-            "dimension. Return one number: a mean over the n samples."),
+            "dimension. Return one number: a mean over the n samples, kept as a 0-dim tensor (no "
+            ".item(), which would detach it from autograd)."),
     "1.3": ("The score-function formula of the reparameterisation section: the gradient is the "
             "expectation of f(z) times the derivative of log q(z) with respect to μ.",
             "For a Gaussian that derivative is (z − μ) divided by the variance σ² (not σ). Multiply "
@@ -26,8 +32,10 @@ HINTS = {
     "1.4": ("V is the mean of log D on the real batch plus the mean of log(1 − D) on the fakes, "
             "with D = sigmoid(logit). Do not form D itself: for confident logits sigmoid rounds to "
             "0 or 1 and the log is −inf.",
-            "F.logsigmoid(t) computes log sigmoid(t) stably, and 1 − sigmoid(t) = sigmoid(−t). "
-            "Two means, one per batch, added: the batches may have different sizes."),
+            "torch.nn.functional has log-space versions of its activations (look for the log of a "
+            "sigmoid, and softplus): they take the logit and never form D. For log(1 − D), write "
+            "1 − sigmoid(t) with sigmoid(t) = 1/(1 + exp(−t)) and simplify: it is a sigmoid too. "
+            "Treat the two batches separately: they may have different sizes."),
     "1.5": ("Three steps from the attention section: a score per key (dot product of the query "
             "with each key), weights = softmax of the scores divided by the temperature, context = "
             "weighted sum of the values.",
@@ -36,6 +44,13 @@ HINTS = {
             "context is (B, dv): weights against values, summed over T. Return (context, weights)."),
 }
 
+
+def _python_number(out) -> str | None:
+    """Why a Python number is not accepted as the exercise's one number (None for anything else,
+    which `compare` then judges)."""
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        return PYTHON_NUMBER
+    return None
 
 
 def _kl_normal(m1, s1, m2, s2):
@@ -101,6 +116,7 @@ def check_elbo_estimate(fn) -> None:
         q = Normal(mu.double(), std.double())
         z = mu.double() + std.double() * torch.randn(2000, 2, generator=g, dtype=torch.float64)
         out, err = call(fn, lambda z_: model.log_joint(x, z_), q, z.clone())
+        err = err or _python_number(out)
         if err and "must match the size" in err:
             err += (" (q.log_prob(z) has one value per latent dimension, shape (n, k): sum it over "
                     "the last dimension to get log q(z), shape (n,))")
@@ -120,7 +136,7 @@ def check_elbo_estimate(fn) -> None:
             "you summed over the samples: average them (a Monte Carlo estimate is a mean)": lw.sum(),
             "you returned one value per sample: average them into one number": lw,
         }
-        why = compare(_scalar(out), ref, mistakes, "one number", atol=1e-3, rtol=1e-5)
+        why = compare(out, ref, mistakes, "one number", atol=1e-3, rtol=1e-5)
         r.fail(case, why) if why else r.ok(case)
     return r.finish()
 
@@ -137,6 +153,7 @@ def check_score_function_grad(fn) -> None:
     for case, (f, mu, sigma) in cases.items():
         z = mu + sigma * torch.randn(4000, generator=g)
         out, err = call(fn, f, z.clone(), mu, sigma)
+        err = err or _python_number(out)
         if err:
             r.fail(case, err)
             continue
@@ -151,7 +168,7 @@ def check_score_function_grad(fn) -> None:
             "you summed over the samples: average them": per_sample.sum(),
             "you returned one estimate per sample: average them into one number": per_sample,
         }
-        why = compare(_scalar(out), ref, mistakes, "one number", atol=1e-4)
+        why = compare(out, ref, mistakes, "one number", atol=1e-4)
         r.fail(case, why) if why else r.ok(case)
     return r.finish()
 
@@ -167,10 +184,10 @@ def check_gan_value(fn) -> None:
                  (torch.tensor([-200.0, -150.0, 3.0]), torch.tensor([200.0, 120.0, -2.0]))}
     for case, (real, fake) in cases.items():
         out, err = call(fn, real.clone(), fake.clone())
+        err = err or _python_number(out)
         if err:
             r.fail(case, err)
             continue
-        out = _scalar(out)
         rd, fd = real.double(), fake.double()
         ref = ls(rd).mean() + ls(-fd).mean()
         if torch.is_tensor(out) and out.numel() == 1 and not torch.isfinite(out).all():
