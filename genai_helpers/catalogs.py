@@ -18,6 +18,7 @@ the key, and Babel's fuzzy matching does what `pybabel update` does.
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import io
 import re
@@ -86,12 +87,37 @@ def new_catalog(lang: str, project: str) -> Catalog:
                    last_translator="the course's translators", language_team=f"{lang} <none>")
 
 
+# Babel writes a fuzzy entry's previous msgid (`#| msgid "" "line 1\n" "line 2"`, one comment line
+# when nothing wraps it) but its reader does not parse `#|` lines: it keeps them as translator
+# comments starting with "|". `read_catalog` turns that comment back into the previous msgid (its
+# quoted pieces are PO string literals, whose escapes are Python's), so a second update sees what
+# the first one wrote.
+PREVIOUS = "| msgid "
+NO_WRAP = 10 ** 9  # write_po's width: no line of a msgid, msgstr or comment is wrapped
+
+
+def _previous_from_comments(message: Message) -> None:
+    kept = []
+    for comment in message.user_comments:
+        if comment.startswith(PREVIOUS) and not message.previous_id:
+            try:
+                message.previous_id = [ast.literal_eval(comment[len(PREVIOUS):])]
+            except (SyntaxError, ValueError):
+                pass  # wrapped by another writer: the `#.` lines still show what changed
+        elif not comment.startswith("|"):
+            kept.append(comment)
+    message.user_comments = kept
+
+
 def read_catalog(path: Path, lang: str, project: str) -> Catalog:
-    """The catalog at `path`, or a new empty one."""
+    """The catalog at `path` (previous msgids of fuzzy entries included), or a new empty one."""
     if not path.exists():
         return new_catalog(lang, project)
     with path.open("rb") as f:
-        return read_po(f, locale=lang)
+        catalog = read_po(f, locale=lang)
+    for message in catalog:
+        _previous_from_comments(message)
+    return catalog
 
 
 def notebook_template(nb, where: str) -> Catalog:
@@ -203,5 +229,5 @@ def po_bytes(catalog: Catalog, lang: str) -> bytes:
         "# " + line for line in HEADER.format(language=Locale.parse(lang).english_name, project=catalog.project,
                                               lang=lang).splitlines())
     buffer = io.BytesIO()
-    write_po(buffer, catalog, width=0, sort_output=False, include_previous=True, include_lineno=False)
+    write_po(buffer, catalog, width=NO_WRAP, sort_output=False, include_previous=True, include_lineno=False)
     return buffer.getvalue()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from babel.messages.pofile import read_po, write_po
+from babel.messages.pofile import read_po
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import genai_helpers as gh
@@ -33,7 +33,8 @@ def english_again(monkeypatch):
 def toy_chapter():
     return new_notebook(cells=[
         new_markdown_cell("# Toy chapter\n\nSee [the setup](#1.-Setup) and [the demo](demos/01_toy.ipynb#Demo-·-toy)."),
-        new_markdown_cell("## 1. Setup\n\nRun `gh.setup()` first; it prints $x^2$ ✅."),
+        new_markdown_cell("## 1. Setup\n\nRun `gh.setup()` first; it prints $x^2$ ✅.\n\nIt seeds the random "
+                          "generators, picks the device  and says which data it found, in one line."),
         new_code_cell("import genai_helpers as gh\n\nenv = gh.setup(seed=0)"),
         new_code_cell('print(gh._("Setup done."))'),
     ])
@@ -71,8 +72,7 @@ def translate(po: Path, texts: dict = CHINESE) -> None:
             if message.id and message.id.startswith(start):
                 message.string, message.previous_id = text, []
                 message.flags.discard("fuzzy")
-    with po.open("wb") as f:
-        write_po(f, catalog, width=0)
+    po.write_bytes(catalogs.po_bytes(catalog, "zh"))  # as `python -m genai_helpers translations` writes it
 
 
 def translate_all(repo: Path) -> None:
@@ -129,6 +129,8 @@ def test_a_changed_english_cell_is_out_of_date_until_translated_again(toy, capsy
 
     assert row(sync(toy), "01_toy").status.outdated == [f"cell {nb.cells[1].id}: ## 1. Setup"]
     text = po.read_text(encoding="utf-8")
+    sync(toy)
+    assert po.read_text(encoding="utf-8") == text, "a second update with nothing new changed the catalog"
     assert "#, fuzzy" in text and '#| msgid "" "## 1. Setup\\n"' in text  # what it was translated from
     assert "#. - Run `gh.setup()` first;" in text and "#. + Run `gh.setup()` before anything else;" in text
     assert "准备" in text  # the old translation is kept for the translator to update
