@@ -29,15 +29,17 @@ class Report:
     def finish(self) -> None:
         """Print the verdict; raise CheckFailed if anything failed."""
         total = len(self.passed) + len(self.failures)
+        # TRANSLATORS: what separates the names of the checks that passed
+        passed = _("; ").join(self.passed)
         if not self.failures:
             print(_("✅ {name}: all {total} checks passed ({passed}).").format(
-                name=self.name, total=total, passed="; ".join(self.passed)))
+                name=self.name, total=total, passed=passed))
             return
         lines = [_("❌ {name}: {n_failures} of {total} checks failed.").format(
             name=self.name, n_failures=len(self.failures), total=total)]
         lines += [f"   - {f}" for f in self.failures]
         if self.passed:
-            lines.append(_("   passed: {passed}").format(passed="; ".join(self.passed)))
+            lines.append(_("   passed: {passed}").format(passed=passed))
         raise CheckFailed("\n".join(lines))
 
 

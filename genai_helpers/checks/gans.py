@@ -583,7 +583,7 @@ def _check_gan_output_and_mode(r, out, G, D) -> None:
     else:
         r.ok(_("returns a dict of losses"))
     if not (G.training and D.training):
-        who = " and ".join(n for n, m in (("G", G), ("D", D)) if not m.training)
+        who = _("G and D") if not (G.training or D.training) else "G" if not G.training else "D"
         r.fail(_("training mode"), _("{who} still in eval mode: call G.train() and D.train() in the step. The models "
                                      "may come from an evaluation or from sampling in eval mode; batch norm would then "
                                      "normalise with its running statistics, and dropout would be off").format(who=who))

@@ -668,8 +668,8 @@ def check_greedy_decode(fn) -> None:
         want = want[:, :stop]
         first = model.first_inputs
         if first is not None and not torch.equal(first, torch.full_like(first, S)):
-            r.fail(case, _("the first input must be <s> (Vocab.START = {S}) in every row; got {first_tolist}").format(
-                S=S, first_tolist=first.tolist()))
+            r.fail(case, _("the first input must be <s> (Vocab.START = {S}) in every row; got {first}").format(
+                S=S, first=first.tolist()))
             continue
         if any(training for training, _ in model.calls):
             r.fail(case, _("the model was in training mode while decoding: call model.eval() first (dropout and batch "
