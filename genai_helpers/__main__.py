@@ -2,7 +2,7 @@
 
     doctor                                       is this machine ready? each problem with its fix
     execute [NOTEBOOK ...] [--quick] [--out DIR]   re-run notebooks (default: all, in place)
-    student [--out DIR]                          the student version (default build/student/)
+    student [--lang zh] [--out DIR]              the student version (default build/student/, zh: build/student/zh/)
     prepare [MODEL ...] [--quick]                train and cache the course's models (default: all)
     bench [--steps N] [--models vae dcgan seq2seq] [--epochs] [--time-to-quality] [--json FILE]
                                                  course loop vs textbook loop, side by side
@@ -66,12 +66,15 @@ def execute(args) -> int:
 
 def student(args) -> int:
     """Write the student version of the course: solutions replaced by stubs with hints."""
+    from .i18n import ENGLISH
     from .student import make_student_version
 
-    paths = make_student_version(NOTEBOOKS, Path(args.out))
+    english = args.lang == ENGLISH
+    out = Path(args.out or REPO / "build" / "student" / ("" if english else args.lang))
+    paths = make_student_version(NOTEBOOKS if english else NOTEBOOKS / args.lang, out)
     for p in paths:
         print(f"wrote {p}")
-    print(f"{len(paths)} student notebooks in {args.out}; copy the folder to your students "
+    print(f"{len(paths)} student notebooks in {out}; copy the folder to your students "
           "(they also need this package: pip install -r requirements.txt)")
     return 0
 
@@ -127,7 +130,11 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     p.set_defaults(func=execute)
     st = sub.add_parser("student", help="write the student version of the notebooks")
-    st.add_argument("--out", default=str(REPO / "build" / "student"), help="output folder")
+    from .i18n import ENGLISH, LANGUAGES
+
+    st.add_argument("--lang", default=ENGLISH, choices=LANGUAGES,
+                    help="the edition: en (notebooks/) or zh (notebooks/zh/, the Chinese student version)")
+    st.add_argument("--out", help="output folder (default build/student/, for zh build/student/zh/)")
     st.set_defaults(func=student)
     pr = sub.add_parser("prepare", help="train and cache every model the course uses")
     from .prepare import MODELS
@@ -144,7 +151,6 @@ def main(argv=None) -> int:
                    help="also train each loop from scratch to the chapter's bar: seconds to quality")
     b.add_argument("--json", help="also write the numbers to this file")
     b.set_defaults(func=bench)
-    from .i18n import ENGLISH, LANGUAGES
 
     t = sub.add_parser("translations", help="update the catalogs from the English, build notebooks/zh/, report")
     t.add_argument("--lang", default="zh", choices=[lang for lang in LANGUAGES if lang != ENGLISH])

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .runtime import data_dir, is_quick
+from .i18n import _
 
 FORMAT = "genai_helpers-checkpoint-1"
 
@@ -27,8 +28,8 @@ def signature(state: dict) -> dict:
             sig[name] = {"class": type(obj).__name__,
                          "groups": [len(g["params"]) for g in obj.param_groups]}
         else:
-            raise TypeError(f"state[{name!r}] is a {type(obj).__name__}; "
-                            "expected an nn.Module or a torch.optim.Optimizer")
+            raise TypeError(_("state[{name!r}] is a {type}; expected an nn.Module or a torch.optim.Optimizer").format(
+                name=name, type=type(obj).__name__))
     return sig
 
 
@@ -63,17 +64,17 @@ def read_checkpoint(path) -> dict:
     """Load a checkpoint file safely (tensors and plain data only) or raise CheckpointError."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}")
+        raise CheckpointError(_("no checkpoint at {path}").format(path=path))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors all mean the same thing here
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} is not a checkpoint (or it is damaged): {reason}. "
-                              "Delete it and train again.") from None
+        raise CheckpointError(_("{path} is not a checkpoint (or it is damaged): {reason}. Delete it and train "
+                                "again.").format(path=path, reason=reason)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path} is not a genai_helpers checkpoint (a plain torch.save file?). "
-            "Load a bare state_dict with model.load_state_dict(torch.load(path, weights_only=True)).")
+            _("{path} is not a genai_helpers checkpoint (a plain torch.save file?). Load a bare state_dict with "
+              "model.load_state_dict(torch.load(path, weights_only=True)).").format(path=path))
     return payload
 
 
@@ -83,23 +84,26 @@ def mismatches(payload: dict, state: dict) -> list[str]:
     out = []
     for name in sorted(set(saved) | set(here)):
         if name not in here:
-            out.append(f"the checkpoint has {name!r}, which is not given here")
+            out.append(_("the checkpoint has {name!r}, which is not given here").format(name=name))
             continue
         if name not in saved:
-            out.append(f"{name!r} is not in the checkpoint")
+            out.append(_("{name!r} is not in the checkpoint").format(name=name))
             continue
         a, b = saved[name], here[name]
         if a["class"] != b["class"]:
-            out.append(f"{name!r} is a {a['class']} in the checkpoint but a {b['class']} here")
+            out.append(_("{name!r} is a {a_class} in the checkpoint but a {b_class} here").format(
+                name=name, a_class=a["class"], b_class=b["class"]))
             continue
         if "shapes" in a:
             for key in sorted(set(a["shapes"]) | set(b["shapes"])):
                 sa, sb = a["shapes"].get(key), b["shapes"].get(key)
                 if sa != sb:
-                    out.append(f"{name}.{key}: {'missing' if sa is None else tuple(sa)} in the "
-                               f"checkpoint, {'missing' if sb is None else tuple(sb)} here")
+                    out.append(_("{name}.{key}: {saved} in the checkpoint, {here} here").format(
+                        name=name, key=key, saved=_("missing") if sa is None else tuple(sa),
+                        here=_("missing") if sb is None else tuple(sb)))
         elif a["groups"] != b["groups"]:
-            out.append(f"{name!r} optimises {a['groups']} tensors in the checkpoint, {b['groups']} here")
+            out.append(_("{name!r} optimises {a_groups} tensors in the checkpoint, {b_groups} here").format(
+                name=name, a_groups=a["groups"], b_groups=b["groups"]))
     return out
 
 
@@ -111,8 +115,9 @@ def load_checkpoint(path, state: dict) -> dict:
     payload = read_checkpoint(path)
     problems = mismatches(payload, state)
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise CheckpointError(f"{path} was saved from a different model: {shown}")
+        more = _("; and {n} more").format(n=len(problems) - 5) if len(problems) > 5 else ""
+        shown = "; ".join(problems[:5]) + more
+        raise CheckpointError(_("{path} was saved from a different model: {shown}").format(path=path, shown=shown))
     for name, obj in state.items():
         obj.load_state_dict(payload["state"][name])
     return payload

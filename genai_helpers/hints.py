@@ -7,11 +7,13 @@ solution line, or a long fragment of one, appears in a hint.
 
 The hints of each chapter live next to its checkers, as `HINTS = {"2.1": ("idea", "tools")}` in
 `genai_helpers/checks/<chapter>.py`; this module gathers them and remembers, per kernel, how far
-each exercise has gone.
+each exercise has gone. Hints are written in English (marked `N_()` for the catalog) and shown
+in the language of the course (`_()` when printed).
 """
 from __future__ import annotations
 
 from .checks import applications, evaluation, gans, mathematics, seq2seq, vae, warmup
+from .i18n import _
 
 _MODULES = (warmup, mathematics, vae, gans, seq2seq, applications, evaluation)
 _given: dict[str, int] = {}
@@ -23,7 +25,7 @@ def all_hints() -> dict[str, tuple[str, ...]]:
     for module in _MODULES:
         for exercise, levels in getattr(module, "HINTS", {}).items():
             if exercise in found:
-                raise ValueError(f"exercise {exercise} has hints in two checker modules")
+                raise ValueError(_("exercise {exercise} has hints in two checker modules").format(exercise=exercise))
             found[exercise] = tuple(levels)
     return found
 
@@ -34,22 +36,26 @@ def hint(exercise: str, level: int | None = None) -> None:
     exercise = str(exercise)
     if exercise not in hints:
         known = ", ".join(sorted(hints, key=lambda k: tuple(int(p) for p in k.split("."))))
-        raise ValueError(f"no exercise {exercise!r} has hints; the exercises with hints are: {known}. "
-                         'Write the number as a string, e.g. gh.hint("2.1").')
+        raise ValueError(_("no exercise {exercise!r} has hints; the exercises with hints are: {known}. Write the "
+                           'number as a string, e.g. gh.hint("2.1").').format(exercise=exercise, known=known))
     levels = hints[exercise]
     if level is None:
         level = _given.get(exercise, 0) + 1
     if not 1 <= level <= len(levels) + 1:
-        raise ValueError(f"exercise {exercise} has hint levels 1 to {len(levels)}, not {level}")
+        raise ValueError(_("exercise {exercise} has hint levels 1 to {n_levels}, not {level}").format(
+            exercise=exercise, n_levels=len(levels), level=level))
     _given[exercise] = min(level, len(levels) + 1)
     if level > len(levels):
-        print(f"💡 Exercise {exercise}: no more hints (you have seen all {len(levels)}). Read the checker's "
-              "verdict again, it names the probable mistake; or go on without the exercise by removing "
-              "the '# ' in front of the line marked ⏭ in the exercise cell.")
+        print(_("💡 Exercise {exercise}: no more hints (you have seen all {n_levels}). Read the checker's verdict "
+                "again, it names the probable mistake; or go on without the exercise by removing the '# ' in front of "
+                "the line marked ⏭ in the exercise cell.").format(exercise=exercise, n_levels=len(levels)))
         return
-    more = (f' Run gh.hint("{exercise}") again for the next level.' if level < len(levels)
-            else " That was the last level.")
-    print(f"💡 Exercise {exercise}, hint {level} of {len(levels)}: {levels[level - 1]}{more}")
+    if level < len(levels):
+        more = _(' Run gh.hint("{exercise}") again for the next level.').format(exercise=exercise)
+    else:
+        more = _(" That was the last level.")
+    print(_("💡 Exercise {exercise}, hint {level} of {n_levels}: {hint}{more}").format(
+        exercise=exercise, level=level, n_levels=len(levels), hint=_(levels[level - 1]), more=more))
 
 
 __all__ = ["all_hints", "hint"]

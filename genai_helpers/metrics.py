@@ -13,6 +13,7 @@ import torch
 from .classifier import MnistClassifier, batched, check_images
 from .runtime import pick
 from .data import MNIST
+from .i18n import _
 
 # --- toy data: modes covered and high-quality samples -----------------------------------------
 
@@ -27,8 +28,8 @@ def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float,
     Returns {"modes": int, "high_quality": float in [0, 1], "counts": high-quality samples per mode}.
     """
     if not torch.is_tensor(samples) or samples.dim() != 2 or samples.shape[1] != centres.shape[1]:
-        raise ValueError(f"samples must be a tensor of shape (n, {centres.shape[1]}), "
-                         f"got {getattr(samples, 'shape', type(samples).__name__)}")
+        raise ValueError(_("samples must be a tensor of shape (n, {dim}), got {got}").format(
+            dim=centres.shape[1], got=getattr(samples, "shape", type(samples).__name__)))
     samples = samples.detach().float().cpu()
     centres = centres.float().cpu()
     n, k = len(samples), len(centres)
@@ -54,7 +55,7 @@ def gaussian_stats(features: torch.Tensor):
     """Mean and (unbiased) covariance of feature vectors (N, d), in float64."""
     f = features.double()
     if len(f) < 2:
-        raise ValueError("FID needs at least 2 samples per set")
+        raise ValueError(_("FID needs at least 2 samples per set"))
     return f.mean(0), torch.cov(f.T)
 
 
@@ -112,13 +113,14 @@ def psnr(restored: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
     """Peak signal-to-noise ratio per image in dB, 10 log10(peak^2 / MSE), over the pixels where
     `mask` is true (e.g. only the repaired region; default: all). Identical images give +inf."""
     if restored.shape != target.shape:
-        raise ValueError(f"restored {tuple(restored.shape)} and target {tuple(target.shape)} differ in shape")
+        raise ValueError(_("restored {restored_shape} and target {target_shape} differ in shape").format(
+            restored_shape=tuple(restored.shape), target_shape=tuple(target.shape)))
     err = (restored.float() - target.float()).pow(2)
     if mask is None:
         mask = torch.ones_like(err, dtype=torch.bool)
     mask = mask.expand_as(err).flatten(1).float()
     if (mask.sum(1) == 0).any():
-        raise ValueError("the mask selects no pixel of some image")
+        raise ValueError(_("the mask selects no pixel of some image"))
     mse = (err.flatten(1) * mask).sum(1) / mask.sum(1)
     return 10 * torch.log10(peak**2 / mse)
 
@@ -128,8 +130,8 @@ def psnr(restored: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
 def _rows(x, what: str) -> torch.Tensor:
     """A set of points as one float row per item (images are flattened), on the CPU."""
     if not torch.is_tensor(x) or x.dim() < 2 or len(x) == 0:
-        raise ValueError(f"{what} must be a non-empty tensor with one row (or image) per item, "
-                         f"got {getattr(x, 'shape', type(x).__name__)}")
+        raise ValueError(_("{what} must be a non-empty tensor with one row (or image) per item, got {got}").format(
+                               what=what, got=getattr(x, "shape", type(x).__name__)))
     return x.detach().flatten(1).float().cpu()
 
 
@@ -139,7 +141,8 @@ def nn_distances(queries, reference, batch: int = 1024) -> torch.Tensor:
     Images are compared pixel by pixel (flattened); pass features to compare in a feature space."""
     q, r = _rows(queries, "queries"), _rows(reference, "reference")
     if q.shape[1] != r.shape[1]:
-        raise ValueError(f"queries have {q.shape[1]} values per item, reference {r.shape[1]}")
+        raise ValueError(_("queries have {n_query} values per item, reference {n_reference}").format(
+            n_query=q.shape[1], n_reference=r.shape[1]))
     return torch.cat([torch.cdist(b, r).min(1).values for b in q.split(batch)])
 
 
@@ -148,7 +151,8 @@ def knn_radii(points, k: int = 3, batch: int = 1024) -> torch.Tensor:
     distance 0 is skipped): the radius of its ball in the k-NN estimate of the set's manifold."""
     p = _rows(points, "points")
     if not 1 <= k < len(p):
-        raise ValueError(f"k must be between 1 and the number of points - 1 ({len(p) - 1}), got {k}")
+        raise ValueError(_("k must be between 1 and the number of points - 1 ({most}), got {k}").format(
+            most=len(p) - 1, k=k))
     return torch.cat([torch.cdist(b, p).topk(k + 1, largest=False).values[:, k] for b in p.split(batch)])
 
 
@@ -178,8 +182,8 @@ def nn_gap(samples, train_ref, test_ref) -> float:
     distribution; 1 when they are copies of training points. Both reference sets must have the
     same size (the nearest neighbour in a larger set is closer, whatever the model)."""
     if len(train_ref) != len(test_ref):
-        raise ValueError(f"train_ref ({len(train_ref)}) and test_ref ({len(test_ref)}) must be equally "
-                         "large: take the same number of training and held-out points")
+        raise ValueError(_("train_ref ({n_train}) and test_ref ({n_test}) must be equally large: take the same number "
+                           "of training and held-out points").format(n_train=len(train_ref), n_test=len(test_ref)))
     d_train, d_test = nn_distances(samples, train_ref).mean(), nn_distances(samples, test_ref).mean()
     return 1 - (d_train / d_test).item()
 
@@ -187,7 +191,7 @@ def nn_gap(samples, train_ref, test_ref) -> float:
 def _scores(x, what: str) -> torch.Tensor:
     t = torch.as_tensor(x).detach().double().flatten().cpu()
     if len(t) == 0 or not torch.isfinite(t).all():
-        raise ValueError(f"{what} must be a non-empty set of finite numbers")
+        raise ValueError(_("{what} must be a non-empty set of finite numbers").format(what=what))
     return t
 
 
@@ -197,7 +201,7 @@ def membership_auc(member_scores, nonmember_scores) -> float:
 
     Higher score = "more likely a member"; for a loss, pass its negative."""
     m, n = _scores(member_scores, "member_scores"), _scores(nonmember_scores, "nonmember_scores")
-    _, inverse, counts = torch.unique(torch.cat([m, n]), return_inverse=True, return_counts=True)
+    __, inverse, counts = torch.unique(torch.cat([m, n]), return_inverse=True, return_counts=True)
     counts = counts.double()
     ranks = (counts.cumsum(0) - (counts - 1) / 2)[inverse]  # 1-based ranks, ties averaged
     return ((ranks[:len(m)].sum() - len(m) * (len(m) + 1) / 2) / (len(m) * len(n))).item()

@@ -12,6 +12,7 @@ import time
 
 from .checkpoint import checkpoint_folder
 from .data import load_mnist
+from .i18n import _
 
 
 def _model(module: str, function: str, takes_mnist: bool = True, **kw):
@@ -48,7 +49,8 @@ def prepare(names=None, out=print) -> list[dict]:
     """Load or train the named models (default: all); report per model what happened and where."""
     unknown = sorted(set(names or ()) - set(MODELS))
     if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(MODELS)}")
+        raise ValueError(_("unknown model(s) {unknown}; choose from: {models}").format(
+            unknown=", ".join(unknown), models=", ".join(MODELS)))
 
     mnist = load_mnist()
     report = []
@@ -62,9 +64,12 @@ def prepare(names=None, out=print) -> list[dict]:
         row = {"model": name, "chapters": chapters, "trained": bool(written), "seconds": round(seconds, 1),
                "files": written}
         report.append(row)
-        what = f"trained in {seconds:.0f} s -> {', '.join(written)}" if written else f"cached ({seconds:.1f} s)"
-        out(f"{name:22s} (chapters {chapters}): {what}")
+        if written:
+            what = _("trained in {seconds:.0f} s -> {files}").format(seconds=seconds, files=", ".join(written))
+        else:
+            what = _("cached ({seconds:.1f} s)").format(seconds=seconds)
+        out(_("{name:22s} (chapters {chapters}): {what}").format(name=name, chapters=chapters, what=what))
     trained = sum(r["trained"] for r in report)
-    out(f"{len(report)} models ready in {checkpoint_folder()} ({trained} trained now, "
-        f"{len(report) - trained} already cached)")
+    out(_("{n} models ready in {folder} ({trained} trained now, {cached} already cached)").format(
+        n=len(report), folder=checkpoint_folder(), trained=trained, cached=len(report) - trained))
     return report

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from .i18n import _
 
 SIZE = 28
 MASK_KINDS = ("square", "bottom half", "right half", "random 75%", "random 90%")
@@ -31,7 +32,7 @@ def half_mask(which: str, size: int = SIZE) -> torch.Tensor:
     region = {"top": (slice(0, h), slice(None)), "bottom": (slice(h, None), slice(None)),
               "left": (slice(None), slice(0, h)), "right": (slice(None), slice(h, None))}
     if which not in region:
-        raise ValueError(f"which must be one of {sorted(region)}, not {which!r}")
+        raise ValueError(_("which must be one of {region}, not {which!r}").format(region=sorted(region), which=which))
     m[region[which]] = True
     return m
 
@@ -48,18 +49,19 @@ def make_masks(kind: str, n: int, generator: torch.Generator | None = None, side
     if kind.startswith("random ") and kind.endswith("%"):
         p = float(kind[len("random "):-1]) / 100
         return torch.rand(n, 1, SIZE, SIZE, generator=g) < p
-    raise ValueError(f"unknown mask kind {kind!r}: use one of {MASK_KINDS} (or 'random NN%', 'top half', ...)")
+    raise ValueError(_("unknown mask kind {kind!r}: use one of {MASK_KINDS} (or 'random NN%', 'top half', ...)").format(
+        kind=kind, MASK_KINDS=MASK_KINDS))
 
 
 def _check(observed, mask):
     if not torch.is_tensor(observed) or observed.dim() != 4 or tuple(observed.shape[1:]) != (1, SIZE, SIZE):
-        raise ValueError("observed must be images (N, 1, 28, 28) in [0, 1], got "
-                         f"{getattr(observed, 'shape', type(observed).__name__)}")
+        raise ValueError(_("observed must be images (N, 1, 28, 28) in [0, 1], got {got}").format(
+            got=getattr(observed, "shape", type(observed).__name__)))
     if not torch.is_tensor(mask) or mask.dtype != torch.bool:
-        raise ValueError("mask must be a bool tensor, True where a pixel is missing (e.g. from make_masks)")
+        raise ValueError(_("mask must be a bool tensor, True where a pixel is missing (e.g. from make_masks)"))
     mask = mask.to(observed.device).expand_as(observed)
     if mask.flatten(1).all(1).any():
-        raise ValueError("a mask hides every pixel of an image: there is nothing left to repair from")
+        raise ValueError(_("a mask hides every pixel of an image: there is nothing left to repair from"))
     return mask
 
 
@@ -108,7 +110,7 @@ def inpaint_iterate(vae, observed, mask, steps: int = 20, init=None) -> torch.Te
     with a sampling version of this chain)."""
     mask = _check(observed, mask)
     x = keep_observed(init if init is not None else torch.zeros_like(observed), observed, mask)
-    for _ in range(steps):
+    for __ in range(steps):
         x = inpaint_step(x, observed, mask, vae.reconstruct)
     return x
 
@@ -120,7 +122,7 @@ def fit_latent(decode, z0, data_loss, steps: int = 150, lr: float = 0.1) -> torc
     z = z0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     with torch.enable_grad():
-        for _ in range(steps):
+        for __ in range(steps):
             loss = (data_loss(decode(z)) + 0.5 * z.pow(2).sum(1)).sum()
             (grad,) = torch.autograd.grad(loss, z)
             z.grad = grad
@@ -165,7 +167,8 @@ def project_consistent(x, low, iters: int = 50) -> torch.Tensor:
     x_i + t clipped; t is found by bisection so that the block's mean is the low pixel (the
     optimality conditions of this projection give exactly that form)."""
     if not torch.is_tensor(low) or low.dim() != 4 or SIZE % low.shape[-1]:
-        raise ValueError(f"low must be images (N, 1, s, s) with s dividing 28, got {getattr(low, 'shape', low)}")
+        raise ValueError(_("low must be images (N, 1, s, s) with s dividing 28, got {got}").format(
+            got=getattr(low, "shape", low)))
     factor = x.shape[-1] // low.shape[-1]
     target = F.interpolate(low, scale_factor=factor, mode="nearest")  # the low pixel of each block
 
@@ -173,7 +176,7 @@ def project_consistent(x, low, iters: int = 50) -> torch.Tensor:
         return F.interpolate(downsample((x + t).clamp(0, 1), factor), scale_factor=factor, mode="nearest")
 
     lo, hi = torch.full_like(x, -1.0), torch.full_like(x, 1.0)  # t = -1 gives 0, t = +1 gives 1
-    for _ in range(iters):  # the block mean grows with t: halve the bracket
+    for __ in range(iters):  # the block mean grows with t: halve the bracket
         mid = (lo + hi) / 2
         above = block_mean(mid) > target
         hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
@@ -189,8 +192,8 @@ def super_resolve(vae, low, steps: int = 150, lr: float = 0.1, consistent: bool 
     projected onto the images whose block averages equal `low` exactly (`project_consistent`)."""
     if not torch.is_tensor(low) or low.dim() != 4 or low.shape[1] != 1 or low.shape[-1] != low.shape[-2] \
             or low.shape[-1] < 1 or SIZE % low.shape[-1]:
-        raise ValueError("low must be low-resolution images (N, 1, s, s) with s dividing 28 (14, 7, 4), e.g. "
-                         f"downsample(x); got {getattr(low, 'shape', type(low).__name__)}")
+        raise ValueError(_("low must be low-resolution images (N, 1, s, s) with s dividing 28 (14, 7, 4), e.g. "
+                           "downsample(x); got {got}").format(got=getattr(low, "shape", type(low).__name__)))
     factor = SIZE // low.shape[-1]
     start = upsample_bicubic(low)
     with torch.no_grad():

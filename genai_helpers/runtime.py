@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from .i18n import _
 
 __version__ = "0.1.0"  # the package's version (gh.__version__)
 _TRUE = {"1", "true", "yes", "on"}
@@ -84,20 +85,23 @@ def expect_input(x, shape: tuple, who: str, module: torch.nn.Module | None = Non
     (None matches any size) with the module's device and dtype. Cheap: no values are read."""
     want = "(" + ", ".join("B" if s is None else str(s) for s in shape) + ")"
     if not torch.is_tensor(x):
-        raise ValueError(f"{who} expects a float tensor of shape {want}, got {type(x).__name__}")
+        raise ValueError(_("{who} expects a float tensor of shape {want}, got {type}").format(
+            who=who, want=want, type=type(x).__name__))
     if x.dim() != len(shape) or any(s is not None and s != n for s, n in zip(shape, x.shape)):
-        raise ValueError(f"{who} expects a float tensor of shape {want}, got shape {tuple(x.shape)}")
+        raise ValueError(_("{who} expects a float tensor of shape {want}, got shape {x_shape}").format(
+            who=who, want=want, x_shape=tuple(x.shape)))
     if not x.is_floating_point():
-        hint = " (MNIST bytes? use mnist.train_x, or x.float() / 255)" if x.dtype == torch.uint8 else ""
-        raise ValueError(f"{who} expects floating-point values, got {x.dtype}{hint}")
+        hint = _(" (MNIST bytes? use mnist.train_x, or x.float() / 255)") if x.dtype == torch.uint8 else ""
+        raise ValueError(_("{who} expects floating-point values, got {x_dtype}{hint}").format(
+            who=who, x_dtype=x.dtype, hint=hint))
     if module is not None:
         p = next(module.parameters(), None)
         if p is not None and p.device != x.device:
-            raise ValueError(f"{who} is on {p.device} but the input is on {x.device}: "
-                             f"move the input with x.to({str(p.device)!r})")
+            raise ValueError(_("{who} is on {p_device} but the input is on {x_device}: move the input with "
+                               "x.to({p_device!r})").format(who=who, p_device=str(p.device), x_device=x.device))
         if p is not None and p.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
-            raise ValueError(f"{who} expects {p.dtype} input like its weights, but the input is {x.dtype}: "
-                             f"convert it with x.to({p.dtype})")
+            raise ValueError(_("{who} expects {p_dtype} input like its weights, but the input is {x_dtype}: convert it "
+                               "with x.to({p_dtype})").format(who=who, p_dtype=p.dtype, x_dtype=x.dtype))
 
 
 @contextlib.contextmanager

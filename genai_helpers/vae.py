@@ -17,6 +17,7 @@ from .losses import bernoulli_nll, gaussian_kl
 from .diagnose import KL_ACTIVE_NATS, variety
 from .runtime import expect_input, pick
 from .train import History, adam, epochs_for, fit
+from .i18n import _
 
 
 # --- layer builders, shared with chapter 05's conditional VAE (lists, so state_dict keys stay flat) --
@@ -100,7 +101,7 @@ def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce", y=None, term
     elif recon == "mse_mean":
         rec = (torch.sigmoid(logits) - x).pow(2).flatten(1).mean(1)
     else:
-        raise ValueError(f"recon must be 'bce' or 'mse_mean', not {recon!r}")
+        raise ValueError(_("recon must be 'bce' or 'mse_mean', not {recon!r}").format(recon=recon))
     kl = gaussian_kl(mu, logvar)
     if terms is not None:
         terms["kl_per_dim"] = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())

@@ -4,6 +4,10 @@ trained on a move. `latent_explorer` (chapter 02), `kl_explorer` (01), `latent_w
 
 Each demo is a `Demo`: a widget box that also carries a PNG snapshot of its current state, so
 that where no widget frontend runs (GitHub, nbconvert, a bare kernel) a static figure shows.
+
+Labels, menus and the lines under the pictures speak the course's language (`_()`); a menu shows
+translated names but keeps the English values (`inpainting_demo`'s mask kinds are
+`gh.restore.make_masks`'s names). Text drawn inside the matplotlib pictures stays English.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch.distributions import Normal
 
+from .i18n import N_, _
 from .maths import kl_on_grid, slerp
 from .metrics import psnr
 from .plot import latent_scatter, to_images
@@ -66,8 +71,8 @@ class Stopwatch:
                 return fn(*args, **kwargs)
             finally:
                 self.last_ms = 1000 * (time.perf_counter() - t0)
-                self.label.value = (f"<span style='color:#888;font-size:0.8em'>answered in "
-                                    f"{self.last_ms:.1f} ms</span>")
+                self.label.value = ("<span style='color:#888;font-size:0.8em'>"
+                                    + _("answered in {ms:.1f} ms").format(ms=self.last_ms) + "</span>")
         return timed
 
 
@@ -179,7 +184,7 @@ def _jump_buttons(fits: dict, s_mu, s_sigma, update) -> list:
     for name, (mu, sigma) in fits.items():
         b = W.Button(description=name, layout=W.Layout(width="auto"))
 
-        def jump(_, mu=mu, sigma=sigma):
+        def jump(_click, mu=mu, sigma=sigma):
             with s_mu.hold_trait_notifications(), s_sigma.hold_trait_notifications():
                 s_mu.value, s_sigma.value = mu, sigma
             update()
@@ -211,13 +216,14 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
         try:
             mu, sigma = float(mu), float(sigma)
         except (TypeError, ValueError):
-            label.value = f"⚠ μ and σ must be numbers, got {mu!r} and {sigma!r}"
+            label.value = _("⚠ μ and σ must be numbers, got {mu!r} and {sigma!r}").format(mu=mu, sigma=sigma)
             return None
         if not (np.isfinite(mu) and np.isfinite(sigma) and sigma > 0):
-            label.value = f"⚠ need a finite μ and a σ > 0 (got μ={mu}, σ={sigma})"
+            label.value = _("⚠ need a finite μ and a σ > 0 (got μ={mu}, σ={sigma})").format(mu=mu, sigma=sigma)
             return None
         if not (abs(mu) <= 100 and 0.01 <= sigma <= 100):
-            label.value = f"⚠ μ={mu:.3g}, σ={sigma:.3g} is off the grid: try |μ| ≤ 100 and 0.01 ≤ σ ≤ 100"
+            label.value = _("⚠ μ={mu:.3g}, σ={sigma:.3g} is off the grid: try |μ| ≤ 100 and 0.01 ≤ σ ≤ 100").format(
+                mu=mu, sigma=sigma)
             return None
         log_q = Normal(torch.tensor(mu, dtype=torch.float64),
                        torch.tensor(sigma, dtype=torch.float64)).log_prob(x)
@@ -230,9 +236,9 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
         ax.set_title(f"KL(p‖q) = {fwd:.3f} nats    KL(q‖p) = {rev:.3f} nats", fontsize=10)
         fig.canvas.draw()
         image.value = png_bytes(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
-        label.value = (f"q = N({mu:+.2f}, {sigma:.2f}²) &nbsp; <b>forward</b> KL(p‖q) = {fwd:.3f} "
-                       f"(large if q misses a mode of p) &nbsp; <b>reverse</b> KL(q‖p) = {rev:.3f} "
-                       f"(large if q puts mass where p has none)")
+        label.value = _("q = N({mu:+.2f}, {sigma:.2f}²) &nbsp; <b>forward</b> KL(p‖q) = {fwd:.3f} (large if q "
+                        "misses a mode of p) &nbsp; <b>reverse</b> KL(q‖p) = {rev:.3f} (large if q puts mass where "
+                        "p has none)").format(mu=mu, sigma=sigma, fwd=fwd, rev=rev)
         return fwd, rev
 
     watch = Stopwatch()
@@ -252,11 +258,11 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
 
 def _walk_sliders(max_seed: int) -> tuple:
     """The latent walk's sliders: seed A, seed B, the fraction A -> B, a direction, a distance."""
-    return (W.IntSlider(0, min=0, max=max_seed, description="seed A", continuous_update=True),
-            W.IntSlider(1, min=0, max=max_seed, description="seed B", continuous_update=True),
+    return (W.IntSlider(0, min=0, max=max_seed, description=_("seed A"), continuous_update=True),
+            W.IntSlider(1, min=0, max=max_seed, description=_("seed B"), continuous_update=True),
             W.FloatSlider(0.0, min=0.0, max=1.0, step=0.02, description="A → B", continuous_update=True),
-            W.IntSlider(0, min=0, max=9, description="direction", continuous_update=True),
-            W.FloatSlider(0.0, min=-4.0, max=4.0, step=0.1, description="distance", continuous_update=True))
+            W.IntSlider(0, min=0, max=9, description=_("direction"), continuous_update=True),
+            W.FloatSlider(0.0, min=-4.0, max=4.0, step=0.1, description=_("distance"), continuous_update=True))
 
 
 def _walk_snapshot(cache: dict, n_strip: int, title: str) -> bytes:
@@ -281,8 +287,8 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
     """
     dim = getattr(G, "latent_dim", None)
     if not isinstance(dim, int) or not callable(G):
-        raise TypeError("latent_walk needs a generator module with an integer `latent_dim` "
-                        f"(e.g. one of gh.gan's generators), got {type(G).__name__}")
+        raise TypeError(_("latent_walk needs a generator module with an integer `latent_dim` (e.g. one of gh.gan's "
+                          "generators), got {type}").format(type=type(G).__name__))
     dev = next(G.parameters()).device
     noise = torch.randn(10, dim, generator=torch.Generator().manual_seed(123))
     directions = torch.nn.functional.normalize(noise, dim=1)
@@ -316,10 +322,10 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
             z = slerp(za[None], zb[None], s_t.value)[0] + s_dist.value * directions[s_dir.value]
             img = images(z[None])[0]
             digit.value = png_bytes(img, scale=6)
-            text = f"|z| = {z.norm():.2f} (typical {dim ** 0.5:.1f})"
+            text = _("|z| = {norm:.2f} (typical {typical:.1f})").format(norm=z.norm(), typical=dim ** 0.5)
             if classify is not None:
                 p = classify(torch.as_tensor(img)[None, None].to(dev)).float().cpu()[0]
-                text += f" &nbsp; classifier: <b>{int(p.argmax())}</b> ({p.max():.2f})"
+                text += _(" &nbsp; classifier: <b>{digit}</b> ({p:.2f})").format(digit=int(p.argmax()), p=p.max())
             label.value = text
             cache["image"] = img
             return img
@@ -349,10 +355,10 @@ def heatmap_png(t: Translation) -> bytes:
 
 def _result_html(t: Translation) -> str:
     if t.iso:
-        head = (f"<span style='font-size:1.6em;font-family:monospace'>{t.iso}</span>"
-                f" &nbsp; probability {t.probability:.3f}")
+        head = (f"<span style='font-size:1.6em;font-family:monospace'>{t.iso}</span> &nbsp; "
+                + _("probability {p:.3f}").format(p=t.probability))
     else:
-        head = "<span style='font-size:1.3em'>no date</span>"
+        head = "<span style='font-size:1.3em'>" + _("no date") + "</span>"
     box = (f"<div style='background:#fff3cd;border-left:4px solid #e0a800;padding:4px 8px;margin-top:4px'>"
            f"⚠️ {html.escape(t.message)}</div>" if t.message else "")
     return f"<div>{head}{box}</div>"
@@ -365,9 +371,9 @@ def date_translator(model, examples=EXAMPLES, beam: int = 1) -> Demo:
     The returned Demo has `update(text)` (returns the Translation; what a keystroke does),
     `text`, `result`, `image`, and `last` (the latest Translation).
     """
-    text = W.Text(value=examples[0] if examples else "", placeholder="type a date, e.g. 28 nov. 2026",
-                  description="date:", continuous_update=True, layout=W.Layout(width="420px"))
-    menu = W.Dropdown(options=[("examples ...", None)] + [(repr(e) if not e.strip() else e, e) for e in examples],
+    text = W.Text(value=examples[0] if examples else "", placeholder=_("type a date, e.g. 28 nov. 2026"),
+                  description=_("date:"), continuous_update=True, layout=W.Layout(width="420px"))
+    menu = W.Dropdown(options=[(_("examples ..."), None)] + [(repr(e) if not e.strip() else e, e) for e in examples],
                       layout=W.Layout(width="260px"))
     result = W.HTML()
     image = W.Image(format="png")
@@ -381,8 +387,8 @@ def date_translator(model, examples=EXAMPLES, beam: int = 1) -> Demo:
             png = heatmap_png(t) if t.attention is not None else None
         except Exception as e:  # noqa: BLE001 (never a traceback in the widget)
             t = Translation(text.value if value is None else value,
-                            message=f"internal error ({type(e).__name__}: {e}); please report it "
-                                    "with the text you typed")
+                            message=_("internal error ({type}: {error}); please report it with the text you "
+                                      "typed").format(type=type(e).__name__, error=e))
             png = None
         result.value = _result_html(t)
         image.layout.display = None if png else "none"
@@ -418,8 +424,9 @@ def _snapshot(demo) -> bytes:
 
 # --- chapter 05: inpainting ------------------------------------------------------------------
 
-KINDS = ("square", "bottom half", "right half", "random 75%")
-PANELS = ("original", "what the model sees", "VAE repair", "nearest neighbour")
+# the mask kinds (gh.restore.make_masks's names; the menu shows them translated) and the four panels
+KINDS = (N_("square"), N_("bottom half"), N_("right half"), N_("random 75%"))
+PANELS = (N_("original"), N_("what the model sees"), N_("VAE repair"), N_("nearest neighbour"))
 HIDDEN = np.array([40, 70, 140], dtype=np.uint8)  # missing pixels are drawn dark blue
 
 
@@ -465,14 +472,14 @@ def inpainting_demo(vae, images, train_x, kinds=KINDS, steps: int = 100) -> Demo
     nearest training digit's pixels (`gh.restore.fill_nearest`), with their PSNR on the hidden
     pixels. `demo.show(index, kind)` is the callback; bad input becomes a message in the widget."""
     if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28) or not len(images):
-        raise ValueError("images must be test digits (N, 1, 28, 28), e.g. mnist.test_x[:40]; got "
-                         f"{getattr(images, 'shape', type(images).__name__)}")
+        raise ValueError(_("images must be test digits (N, 1, 28, 28), e.g. mnist.test_x[:40]; got {got}").format(
+            got=getattr(images, "shape", type(images).__name__)))
     table = precompute(vae, images, train_x, kinds, steps)
     originals = images.detach().cpu()
-    slider = W.IntSlider(0, min=0, max=len(images) - 1, description="test digit", continuous_update=True)
-    menu = W.Dropdown(options=list(kinds), value=kinds[0], description="mask")
+    slider = W.IntSlider(0, min=0, max=len(images) - 1, description=_("test digit"), continuous_update=True)
+    menu = W.Dropdown(options=[(_(kind), kind) for kind in kinds], value=kinds[0], description=_("mask"))
     picture = W.Image(format="png", layout=W.Layout(width="480px"))
-    heading = W.HTML(" · ".join(PANELS))
+    heading = W.HTML(" · ".join(_(panel) for panel in PANELS))
     label = W.HTML()
     state = {"index": 0, "kind": kinds[0]}
     watch = Stopwatch()
@@ -487,16 +494,18 @@ def inpainting_demo(vae, images, train_x, kinds=KINDS, steps: int = 100) -> Demo
     def show(index, kind):
         """Show test digit `index` with mask `kind`; return {"vae": dB, "nearest": dB}, or None."""
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(images):
-            label.value = f"⚠ pick a test digit by its number, 0 to {len(images) - 1} (got {index!r:.40})"
+            label.value = _("⚠ pick a test digit by its number, 0 to {last} (got {index!r:.40})").format(
+                last=len(images) - 1, index=index)
             return None
         if kind not in table:
-            label.value = f"⚠ unknown mask {kind!r:.40}: choose one of {', '.join(kinds)}"
+            label.value = _("⚠ unknown mask {kind!r:.40}: choose one of {kinds}").format(
+                kind=kind, kinds=", ".join(kinds))
             return None
         state.update(index=int(index), kind=kind)
         picture.value = png_bytes(strip(panels(index, kind)), scale=4)
         result = {"vae": table[kind]["psnr_vae"][index].item(), "nearest": table[kind]["psnr_nearest"][index].item()}
-        label.value = (f"PSNR on the hidden pixels: VAE <b>{result['vae']:.1f} dB</b>, "
-                       f"nearest neighbour {result['nearest']:.1f} dB (higher is better)")
+        label.value = _("PSNR on the hidden pixels: VAE <b>{vae:.1f} dB</b>, nearest neighbour {nearest:.1f} dB "
+                        "(higher is better)").format(vae=result["vae"], nearest=result["nearest"])
         return result
 
     def snapshot():

@@ -4,7 +4,9 @@ Each demo notebook (notebooks/demos/) is opened and run in quick mode, its widge
 (a slider dragged, a date typed), and the output computed by the kernel must change: within 1 s
 in the browser, and within KERNEL_BUDGET_MS in the kernel (the demo's own "answered in N ms" line).
 Screenshots go to build/screenshots/. Without Chromium these tests are skipped, unless
-GENAI_REQUIRE_BROWSER=1 (set by CI) makes that a failure.
+GENAI_REQUIRE_BROWSER=1 (set by CI) makes that a failure. One Chinese demo (notebooks/zh/demos/)
+is opened in Voila too: its labels must be on the page in Chinese, drawn with real glyphs (the
+fonts-noto-cjk that .ci/run installs), not as empty boxes.
 """
 import json
 import os
@@ -21,6 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DEMOS = REPO / "notebooks" / "demos"
+ZH_DEMOS = REPO / "notebooks" / "zh" / "demos"  # served next to the English ones as zh_<name>.ipynb
 SHOTS = REPO / "build" / "screenshots"
 CHROMIUM = (os.environ.get("GENAI_CHROMIUM") or shutil.which("chromium")
             or shutil.which("chromium-headless-shell") or shutil.which("chromium-browser"))
@@ -63,11 +66,12 @@ def root():
     with tempfile.TemporaryDirectory(prefix="genai-browser-") as tmp:
         tmp = Path(tmp)
         (tmp / "demos").mkdir()
-        for nb in DEMOS.glob("*.ipynb"):  # with a kernelspec, so JupyterLab does not ask for one
-            doc = json.loads(nb.read_text(encoding="utf-8"))
+        for nb in [*DEMOS.glob("*.ipynb"), *ZH_DEMOS.glob("*.ipynb")]:  # with a kernelspec, so JupyterLab
+            doc = json.loads(nb.read_text(encoding="utf-8"))            # does not ask for one
             doc["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                              "language": "python"}
-            (tmp / "demos" / nb.name).write_text(json.dumps(doc), encoding="utf-8")
+            name = f"zh_{nb.name}" if nb.parent == ZH_DEMOS else nb.name
+            (tmp / "demos" / name).write_text(json.dumps(doc), encoding="utf-8")
         settings = tmp / ".settings" / "@jupyterlab" / "apputils-extension"
         settings.mkdir(parents=True)
         (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
@@ -229,5 +233,51 @@ def test_demo_in_voila(voila, browser, name):
         page.goto(f"{voila}/voila/render/{name}.ipynb", timeout=240_000)
         operate(page, name, "voila")
         assert "Traceback" not in page.inner_text("body")
+    finally:
+        page.close()
+
+
+# The Chinese demo opened: the KL demo, which needs no trained model, so it starts in seconds.
+ZH_DEMO = "01_kl_divergence"
+# English texts of its widgets, shown through the package catalog (`_()`, and `gh._()` in its code)
+ZH_LABELS = ("best q for KL(p‖q)", "best q for KL(q‖p)", "answered in {ms:.1f} ms")
+
+
+def distinct_glyphs(page, text: str) -> int:
+    """How many different pictures the page's font draws for the characters of `text`: where no
+    font has them, every one is the same empty box (tofu), so the count is 1."""
+    return page.evaluate("""(text) => {
+        const canvas = document.createElement('canvas');
+        canvas.width = canvas.height = 64;
+        const ctx = canvas.getContext('2d');
+        ctx.font = '40px ' + getComputedStyle(document.querySelector('.widget-button') || document.body).fontFamily;
+        const picture = (ch) => {
+            ctx.clearRect(0, 0, 64, 64);
+            ctx.fillText(ch, 4, 48);
+            return ctx.getImageData(0, 0, 64, 64).data.join(',');
+        };
+        return new Set([...text].map(picture)).size;
+    }""", text)
+
+
+def test_a_chinese_demo_shows_its_chinese_labels_in_voila(voila, browser):
+    from genai_helpers.i18n import _
+
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    try:
+        page.goto(f"{voila}/voila/render/zh_{ZH_DEMO}.ipynb", timeout=240_000)
+        page.wait_for_selector(".genai-latency:has-text('毫秒')", state="attached", timeout=240_000)
+        body = page.inner_text("body")
+        assert "演示 · KL 散度不对称" in body  # the markdown, from the chapter catalogs
+        for english in ZH_LABELS:  # the widgets' labels, from the package catalog
+            chinese = _(english, "zh").split("{")[0].strip()
+            assert chinese != english.split("{")[0].strip() and chinese in body, (english, chinese)
+        label = " ".join(page.locator(".widget-html-content").all_inner_texts())
+        assert "正向" in label and "反向" in label  # the line under the figure: forward and reverse KL
+        assert "Traceback" not in body
+        shown = "使最小的正反向响应用时"
+        assert distinct_glyphs(page, shown) == len(set(shown)), "Chinese characters drawn as empty boxes"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"zh_{ZH_DEMO}-voila.png"), full_page=True)
     finally:
         page.close()

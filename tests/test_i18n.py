@@ -1,18 +1,25 @@
 """The Chinese edition stays in step with the English: on a toy repository, a changed English cell
 shows as out of date and fails the check, a new one as missing, a removed one leaves the counts;
 the built notebooks' code is the English code (but for `lang="zh"` in the setup call) and their
-links resolve; `_()` speaks Chinese when asked and English otherwise."""
+links resolve; `_()` speaks Chinese when asked and English otherwise. And what a student reads from
+the package (checker verdicts, hints, data errors, the student version's stubs, the doctor's list)
+is Chinese with lang="zh", English by default, and every entry of the edition is translated."""
+import ast
 import re
+import string
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from babel.messages.pofile import read_po
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import genai_helpers as gh
 from genai_helpers import catalogs, i18n
+from genai_helpers.doctor import TROUBLES
 from genai_helpers.links import broken_links
+from genai_helpers.student import student_notebook
 from genai_helpers.translations import pages, run, switch_language, sync, sync_package
 
 REPO = Path(__file__).resolve().parent.parent
@@ -262,3 +269,120 @@ def test_untranslated_and_fuzzy_messages_come_out_in_english(tmp_path, monkeypat
     monkeypatch.setattr(i18n, "LOCALE", tmp_path)
     i18n.set_language("zh")
     assert [i18n._(m) for m in ("Translated", "Out of date", "Missing")] == ["已翻译", "Out of date", "Missing"]
+
+
+# --- phase 2: what a student reads from the package, in the language of the notebook ------------
+
+HAN = re.compile(r"[\u4e00-\u9fff]")  # a Chinese character
+
+
+def chinese(text: str) -> bool:
+    return bool(HAN.search(text))
+
+
+def verdict_of(checker, answer) -> str:
+    """What the student sees when a checker rejects `answer` (the text of CheckFailed)."""
+    with pytest.raises(gh.checks.CheckFailed) as e:
+        checker(answer)
+    return str(e.value)
+
+
+def wrong_sign_kl(mu, logvar):
+    """Chapter 02's Exercise 2.5 with the classic slip: the minus sign in front of 1/2 forgotten."""
+    return 0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+
+
+def test_a_checker_verdict_is_chinese_with_lang_zh_and_english_by_default():
+    mistake = "wrong sign: the KL divergence is never negative"
+    english = verdict_of(gh.checks.check_kl, wrong_sign_kl)
+    assert mistake in english and "checks failed" in english and not chinese(english)
+    i18n.set_language("zh")
+    theirs = verdict_of(gh.checks.check_kl, wrong_sign_kl)
+    assert i18n._(mistake) != mistake and i18n._(mistake) in theirs  # the named mistake, translated
+    assert "项检查中有" in theirs and "KL 散度" in theirs and mistake not in theirs
+    assert "ERRATA 第 11 条" in verdict_of(gh.checks.check_nonsaturating_loss,  # chapter 03, glossary's form
+                                           lambda f: -torch.nn.functional.softplus(f).mean())
+
+
+def test_a_data_error_is_chinese_with_lang_zh_and_english_by_default(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, (magic, count, item) in gh.data.MNIST_FILES.items():  # a download cut off after 1,000 bytes
+        (raw / name).write_bytes(magic.to_bytes(4, "big") + count.to_bytes(4, "big") + bytes(1000))
+    with pytest.raises(gh.data.DataError) as e:
+        gh.data.check_mnist_files(raw)
+    assert "is truncated" in str(e.value) and "GENAI_OFFLINE=1" in str(e.value) and not chinese(str(e.value))
+    gh.setup(seed=0, quiet=True, lang="zh")
+    with pytest.raises(gh.data.DataError) as e:
+        gh.data.check_mnist_files(raw)
+    message = str(e.value)
+    assert "被截断" in message and "离线" in message and str(raw) in message and "GENAI_OFFLINE=1" in message
+
+
+def test_every_message_is_formatted_with_exactly_its_placeholders():
+    """`_("... {name} ...").format(name=...)` everywhere: a placeholder without its argument would
+    raise KeyError only when that rare message is shown (the catalog check covers the translations)."""
+    wrong = []
+    for path in sorted((REPO / "genai_helpers").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format"):
+                continue
+            inner = node.func.value
+            if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id == "_" \
+                    and inner.args and isinstance(inner.args[0], ast.Constant):
+                names = {field.split(".")[0].split("[")[0]
+                         for _text, field, _spec, _conv in string.Formatter().parse(inner.args[0].value)
+                         if field is not None}
+                given = {k.arg for k in node.keywords}
+                if names != given or node.args:
+                    wrong.append(f"{path.name}:{node.lineno}: {sorted(names)} vs {sorted(given)}")
+    assert not wrong, wrong
+
+
+def test_the_chinese_edition_is_complete(edition):
+    behind = {r.name: f"{len(r.status.missing)} missing, {len(r.status.outdated)} out of date"
+              for r in edition if r.status.missing or r.status.outdated}
+    assert not behind, f"{behind}: translate them (CONTRIBUTING.md, 'Adding a language')"
+
+
+def stubs(nb) -> list:
+    """(cell id, the message its stub raises) for every exercise cell of a student notebook."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "raise NotImplementedError(" in cell.source:
+            call = re.search(r"raise NotImplementedError\((.+)\)\s*$", cell.source, re.M)
+            found.append((cell.id, ast.literal_eval(call.group(1))))
+    return found
+
+
+def test_a_chinese_student_version_builds_and_its_stubs_speak_chinese(tmp_path):
+    from genai_helpers.__main__ import main
+
+    assert main(["student", "--lang", "zh", "--out", str(tmp_path)]) == 0
+    written = sorted(tmp_path.glob("*.ipynb"))
+    assert [p.name for p in written] == [p.output.name for p in pages(REPO, "zh") if "/" not in p.name]
+    first = stubs(nbformat.read(written[0], as_version=4))[0][1]
+    assert first.startswith("练习 0.1 还没有完成") and 'gh.hint("0.1")' in first and "⏭" in first
+    for path in written:  # the same exercise numbers, cell by cell, as the English student version
+        english = student_notebook(nbformat.read(REPO / "notebooks" / path.name, as_version=4))
+        theirs = stubs(nbformat.read(path, as_version=4))
+        assert [(i, re.findall(r"\d+\.\d+", m)) for i, m in theirs] == \
+               [(i, re.findall(r"\d+\.\d+", m)) for i, m in stubs(english)], path.name
+        assert all(chinese(m) for _i, m in theirs) and not any(chinese(m) for _i, m in stubs(english))
+
+
+def test_hints_are_shown_in_the_language_of_the_course(capsys):
+    i18n.set_language("zh")
+    hint_level = gh.hints.all_hints()["2.2"][0]
+    gh.hint("2.2", level=1)
+    shown = capsys.readouterr().out
+    assert shown.startswith("💡 练习 2.2，第 1 级提示") and i18n._(hint_level) in shown and chinese(i18n._(hint_level))
+
+
+def test_readme_zh_lists_every_trouble_the_doctor_knows_in_chinese():
+    """README.zh.md's "可能出现的问题" is the doctor's list in Chinese, word for word (like README.md's)."""
+    readme = (REPO / "README.zh.md").read_text(encoding="utf-8")
+    for what, fix in TROUBLES:
+        zh_what, zh_fix = i18n._(what, "zh"), i18n._(fix, "zh")
+        assert zh_what != what and zh_fix != fix, f"no translation for the trouble {what!r}"
+        assert f"**{zh_what}**：{zh_fix}" in readme, what

@@ -12,6 +12,7 @@ from nbclient.exceptions import CellExecutionError
 
 from genai_helpers.__main__ import NOTEBOOKS
 from genai_helpers.hints import all_hints, hint
+from genai_helpers.i18n import _
 from genai_helpers.student import (
     BEGIN, END, SKIP, clear_solutions, make_student_version, student_notebook, take_references)
 
@@ -94,7 +95,9 @@ def test_no_solution_leaks_into_the_student_version_or_the_hints(name):
     teacher = nbformat.read(NOTEBOOKS / name, as_version=4)
     student = student_version(name)
     assert len(teacher.cells) == len(student.cells)
-    seen, hints = squeeze(visible_text(student)), squeeze("\n".join(sum(all_hints().values(), ())))
+    levels = sum(all_hints().values(), ())
+    hints = squeeze("\n".join(levels + tuple(_(level, "zh") for level in levels)))  # the Chinese hints too
+    seen = squeeze(visible_text(student))
     leaks, skip_lines = [], 0
     for t, s in zip(teacher.cells, student.cells):
         if t.cell_type != "code" or BEGIN not in t.source:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..i18n import _
+
 
 class CheckFailed(Exception):
     """An exercise is not right yet; Jupyter shows only the message, no traceback."""
@@ -22,25 +24,29 @@ class Report:
         self.passed.append(case)
 
     def fail(self, case: str, why: str):
-        self.failures.append(f"{case}: {why}")
+        self.failures.append(_("{case}: {why}").format(case=case, why=why))
 
     def finish(self) -> None:
         """Print the verdict; raise CheckFailed if anything failed."""
         total = len(self.passed) + len(self.failures)
+        # TRANSLATORS: what separates the names of the checks that passed
+        passed = _("; ").join(self.passed)
         if not self.failures:
-            print(f"✅ {self.name}: all {total} checks passed ({'; '.join(self.passed)}).")
+            print(_("✅ {name}: all {total} checks passed ({passed}).").format(
+                name=self.name, total=total, passed=passed))
             return
-        lines = [f"❌ {self.name}: {len(self.failures)} of {total} checks failed."]
+        lines = [_("❌ {name}: {n_failures} of {total} checks failed.").format(
+            name=self.name, n_failures=len(self.failures), total=total)]
         lines += [f"   - {f}" for f in self.failures]
         if self.passed:
-            lines.append(f"   passed: {'; '.join(self.passed)}")
+            lines.append(_("   passed: {passed}").format(passed=passed))
         raise CheckFailed("\n".join(lines))
 
 
 def _require_callable(fn, name: str, example: str):
     if not callable(fn):
-        raise CheckFailed(f"❌ {name}: pass your function itself, e.g. {example} "
-                          f"(got {type(fn).__name__}: {fn!r:.60}).")
+        raise CheckFailed(_("❌ {name}: pass your function itself, e.g. {example} (got {type}: {fn!r:.60}).").format(
+            name=name, example=example, type=type(fn).__name__, fn=fn))
 
 
 def call(fn, *args):
@@ -48,17 +54,20 @@ def call(fn, *args):
     try:
         return fn(*args), None
     except NotImplementedError as e:
-        hint = f" Hint: {e}" if str(e) else ""
-        return None, f"not implemented yet: replace `raise NotImplementedError` with your code.{hint}"
+        hint = _(" Hint: {hint}").format(hint=e) if str(e) else ""
+        return None, _("not implemented yet: replace `raise NotImplementedError` with your code.{hint}").format(
+            hint=hint)
     except Exception as e:  # the student's bug, reported as a sentence
-        return None, f"your function raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return None, _("your function raised {type}: {message}").format(
+            type=type(e).__name__, message=str(e).splitlines()[0] if str(e) else "")
 
 
 def _as_tensor(out, what: str):
     if isinstance(out, (tuple, list)):
-        return None, f"return one tensor ({what}), not a {type(out).__name__} of {len(out)} items"
+        return None, _("return one tensor ({what}), not a {type} of {n_out} items").format(
+            what=what, type=type(out).__name__, n_out=len(out))
     if not torch.is_tensor(out):
-        return None, f"return a torch tensor ({what}), not {type(out).__name__}"
+        return None, _("return a torch tensor ({what}), not {type}").format(what=what, type=type(out).__name__)
     return out, None
 
 
@@ -74,22 +83,24 @@ def compare(out, ref, mistakes: dict, what: str, atol=1e-4, rtol=1e-4) -> str | 
         for desc, wrong in mistakes.items():
             if torch.is_tensor(wrong) and wrong.shape == out.shape and torch.allclose(
                     out.detach().float(), wrong.float(), atol=atol, rtol=rtol):
-                return f"expected shape {tuple(ref.shape)} but got {tuple(out.shape)}: {desc}"
+                return _("expected shape {ref_shape} but got {out_shape}: {desc}").format(
+                    ref_shape=tuple(ref.shape), out_shape=tuple(out.shape), desc=desc)
         if out.dim() == ref.dim() == 2 and out.shape == ref.shape[::-1]:
-            return (f"expected shape {tuple(ref.shape)} but got {tuple(out.shape)}: "
-                    "the two dimensions are swapped")
-        return f"expected shape {tuple(ref.shape)} ({what}) but got {tuple(out.shape)}"
+            return (_("expected shape {ref_shape} but got {out_shape}: the two dimensions are swapped").format(
+                ref_shape=tuple(ref.shape), out_shape=tuple(out.shape)))
+        return _("expected shape {ref_shape} ({what}) but got {out_shape}").format(
+            ref_shape=tuple(ref.shape), what=what, out_shape=tuple(out.shape))
     out = out.detach().float()
     if torch.allclose(out, ref.float(), atol=atol, rtol=rtol):
         return None
     if not torch.isfinite(out).all():
-        return "the result contains nan or inf"
+        return _("the result contains nan or inf")
     for desc, wrong in mistakes.items():
         if torch.is_tensor(wrong) and wrong.shape == out.shape and torch.allclose(
                 out, wrong.float(), atol=atol, rtol=rtol):
             return desc
     err = (out - ref).abs().max().item()
-    return f"the values are off (largest difference {err:.3g}); compare your formula with the text"
+    return _("the values are off (largest difference {err:.3g}); compare your formula with the text").format(err=err)
 
 
 def _scalar(out):
