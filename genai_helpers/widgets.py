@@ -138,7 +138,7 @@ def latent_explorer(decode, z, labels, lim: float = 3.0) -> Demo:
 
     @watch
     @torch.no_grad()
-    def update(*_):
+    def update(*_change):
         img = to_images(decode(torch.tensor([[s1.value, s2.value]], dtype=torch.float32)))[0]
         digit.value = png_bytes(img, scale=6)
         where.value = png_bytes(world.with_marker(s1.value, s2.value))
@@ -244,7 +244,7 @@ def kl_explorer(target, lo: float = -6.0, hi: float = 6.0, fits: dict | None = N
     watch = Stopwatch()
 
     @watch
-    def update(*_):
+    def update(*_change):
         return show(s_mu.value, s_sigma.value)
 
     buttons = _jump_buttons(fits or {}, s_mu, s_sigma, update)
@@ -310,7 +310,7 @@ def latent_walk(G, classify=None, n_strip: int = 9, max_seed: int = 999) -> Demo
 
     @watch
     @torch.no_grad()
-    def update(*_):
+    def update(*_change):
         try:
             za, zb = code(s_a.value), code(s_b.value)
             if cache.get("seeds") != (s_a.value, s_b.value):

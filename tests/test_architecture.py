@@ -28,6 +28,25 @@ def test_no_function_is_longer_than_80_lines():
     assert not long, "split these functions: " + ", ".join(long)
 
 
+def _binds_underscore(fn) -> bool:
+    """Whether a function makes `_` a local name (an argument, *_, a target or a loop variable)."""
+    args = fn.args
+    names = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+    names += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+    names += [n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    return "_" in names
+
+
+def test_no_function_hides_the_translation_function():
+    """In a module that imports `_` (gettext), a function that binds `_` (e.g. `def update(*_)`)
+    would call its own throwaway variable instead of translating."""
+    hiding = [f"{path.name}:{node.lineno} {node.name}" for path, tree in modules().values()
+              if any(isinstance(n, ast.ImportFrom) and any(a.name == "_" for a in n.names) for n in tree.body)
+              for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+              and not isinstance(node, ast.Lambda) and _binds_underscore(node)]
+    assert not hiding, "rename the `_` in these functions (it hides gettext's _): " + ", ".join(hiding)
+
+
 def test_fit_reads_top_to_bottom():
     _, tree = modules()["genai_helpers.train"]
     fit = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "fit")

@@ -9,11 +9,14 @@ import pytest
 
 from genai_helpers import data
 
-def test_falls_back_fast_with_network_blocked(data_root, no_network, capsys):
+def test_falls_back_fast_with_network_blocked(data_root, no_network, capsys, monkeypatch):
     t = time.perf_counter()
-    src = data.mnist_source()
-    m = data.load_mnist(device="cpu")
+    src = data.mnist_source()  # the network probe: refused at once, so no timeout to wait for
     assert time.perf_counter() - t < 5
+    slept = []
+    monkeypatch.setattr(time, "sleep", lambda s: slept.append(s))
+    m = data.load_mnist(device="cpu")  # reading the sample takes CPU time; it must not wait and retry
+    assert sum(slept) < 1, f"loading waited {sum(slept):.1f} s for a network that refused at once"
     assert src.kind == "sample" and "no network" in src.description
     assert m.source == "sample"
     assert "offline MNIST sample" in capsys.readouterr().out

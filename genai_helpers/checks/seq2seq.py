@@ -671,7 +671,7 @@ def check_greedy_decode(fn) -> None:
             r.fail(case, _("the first input must be <s> (Vocab.START = {S}) in every row; got {first}").format(
                 S=S, first=first.tolist()))
             continue
-        if any(training for training, _ in model.calls):
+        if any(training for training, __ in model.calls):
             r.fail(case, _("the model was in training mode while decoding: call model.eval() first (dropout and batch "
                            "norm behave differently in training)"))
             continue
