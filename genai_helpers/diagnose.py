@@ -324,7 +324,8 @@ class Diagnostics:
         since, n = self.collapse
         if "kl_active" in self.log:
             inactive = 1 - max(self.log["kl_active"][-n:])
-            share = f"at least {inactive:.0%} of the latent dimensions are inactive"
+            share = ("all the latent dimensions are inactive" if inactive >= 1 else
+                     f"at least {inactive:.0%} of the latent dimensions are inactive")
         else:
             kl = _mean(self.log["kl"][-n:])
             share = f"the KL term is {kl:.2g} nats per example: (almost) all latent dimensions are inactive"
@@ -375,7 +376,8 @@ class Diagnostics:
             return []  # G is catching up
         climbs = ", while G's loss climbs or stays high" if loss_g is not None else ""
         return self._new("discriminator_wins", self._step_at(n), (
-            f"for the last {n} steps {scores}{climbs}: the discriminator wins and G gets almost no "
+            f"over the {n} steps from step {self._step_at(n)} to step {step}, {scores}{climbs}: the "
+            "discriminator wins and G gets almost no "
             "useful gradient (its samples stop improving). Try: the non-saturating generator loss "
             "-log D(G(z)) (ERRATA 11), update G at every step (never only when D is fooled: the "
             "article's flowchart, ERRATA 3), fewer D steps per G step, a lower learning rate for D, "
