@@ -3,13 +3,15 @@ models in a run's logged numbers and says, in plain words, what is happening and
 
 `Diagnostics` is fed what a training loop already has: each step's losses (`after_step`), each
 evaluation's metrics (`after_eval`) and the end of the run (`at_end`). Each method returns the
-diagnoses that START there (a `Diagnosis`: kind, step, message); a kind is reported once per
-run. `gh.fit` creates one (turn it off with `fit(..., diagnose=False)`), shows a started
-diagnosis in its progress bar, lists them in its closing report and keeps them in
-`History.diagnoses`.
+diagnoses that START there (a `Diagnosis`: kind, step, message), and those whose condition
+CLEARED there (the same `Diagnosis`, now with `recovered`: the step it cleared at; a state that
+comes back after that starts a new one). A kind is reported once per episode. `gh.fit` creates one
+(turn it off with `fit(..., diagnose=False)`), shows the diagnoses in its progress bar, lists them
+in its closing report (⚠ open, ✓ recovered) and keeps them in `History.diagnoses`.
 
 What it reads (all optional; a detector whose signal is absent stays silent):
-- steps: `loss` (divergence, oscillation, overfitting's training side), `kl_active` (share of
+- steps: `loss` (divergence, oscillation), any `X` that an evaluation also reports on held-out
+  data as `test_X` / `val_X` (overfitting's training side: like is compared with like), `kl_active` (share of
   latent dimensions with a batch-mean KL above `KL_ACTIVE_NATS`, logged by `gh.vae.vae_step`) or
   `kl` (nats per example, summed over dimensions) with a reconstruction term, `D(x)` / `D(G(z))`
   (mean discriminator outputs on real and fake, logged by `gh.gan`'s steps; `d_real` / `d_fake`
@@ -36,10 +38,19 @@ KL_ACTIVE_NATS = 0.01
 # leave a few of 16 dimensions unused (the data need fewer), so "some inactive" is normal; when
 # three quarters are silent the decoder works from (almost) no code at all.
 COLLAPSE_INACTIVE_SHARE = 0.75
-# ... for every one of COLLAPSE_STEPS steps in a row: healthy VAEs pass through a short collapse
-# early (the reference VAE's KL falls to 0.06 nats with 1 of 16 dims active around steps 40-75,
-# then grows back: 30-odd steps), which is no reason to stop; the mean-MSE VAE never leaves it.
+# ... at every one of at least COLLAPSE_STEPS steps in a row (a few batches are noise) ...
 COLLAPSE_STEPS = 50
+# ... and only once training is past COLLAPSE_WARMUP steps, or when the run ENDS collapsed. VAEs
+# often pass through a collapse early: the KL term pulls q(z|x) onto the prior before the decoder
+# has learnt to use z, then the code comes back (the "lagging inference network" of He et al.
+# 2019). Chapter 05's conditional VAE in fp32 has all 16 dimensions inactive from step 34 to 125
+# (KL 0.015-0.02 nats in all) and all 16 active from step 143 on (in bf16 the dip lasts 31 steps);
+# chapter 02's reference VAE dips for 30-odd steps around step 40. Calling that a failure would
+# alarm students about healthy runs, so a collapse counts once it outlasts twice the longest such
+# transient measured, or if the model is still collapsed when training ends (the model a student
+# will use). The article's mean-MSE VAE is collapsed from step 1 on: reported at step 300, or at
+# the end of a shorter run (quick mode).
+COLLAPSE_WARMUP = 300
 # Without per-dimension KL: a total KL under 0.05 nats per example (5 dims' worth of the cut-off)
 # means the encoder's output is (almost) the prior for every input, i.e. every dimension collapsed.
 COLLAPSE_TOTAL_KL = 0.05
@@ -48,6 +59,12 @@ COLLAPSE_TOTAL_KL = 0.05
 WINDOW = 30
 # ... and are evaluated every CHECK_EVERY steps, which keeps the watcher's cost negligible.
 CHECK_EVERY = 10
+# Recovery: a reported state (posterior collapse, a winning discriminator, lost modes, no variety)
+# is marked recovered when its condition is absent at RECOVER_STEPS steps in a row or at
+# RECOVER_EVALS evaluations in a row, as of the first of them. One good batch or one good
+# evaluation is noise; as many as it takes to see a problem is not.
+RECOVER_STEPS = WINDOW
+RECOVER_EVALS = 2
 
 # The discriminator wins: on average over a stretch of D_WINS_STEPS steps it scores real data above
 # 0.9 and fakes below 0.1 (its loss under 2 * -log(0.9) = 0.21 nats), and G's loss stopped
@@ -88,7 +105,10 @@ VARIETY_PERSIST = 2
 BLOCK = 10
 DIVERGE_BLOCKS = 5
 DIVERGE_RISE = 0.5
-# Held-out losses: rising at DIVERGE_EVALS evaluations in a row together with the training loss.
+# Held-out losses: rising at DIVERGE_EVALS evaluations in a row together with the same quantity on
+# training data AND the loss the steps optimise (`loss`): a quantity the model does not optimise
+# may rise while training goes well (chapter 02's autoencoder, beta = 0: its -ELBO grows with the
+# KL of codes that nothing holds back, while its reconstruction loss falls).
 DIVERGE_EVALS = 3
 # Oscillation: over the last OSC_BLOCKS block means, the direction changes at least OSC_TURNS
 # times and the mean jump is over OSC_AMPLITUDE of the level. Plateau noise also changes direction
@@ -101,9 +121,15 @@ OSC_AMPLITUDE = 0.25
 SPIKE_FACTOR = 5.0
 SPIKE_LOOKBACK = 20
 
-# Overfitting: the gap (held-out minus training loss) grew at OVERFIT_EVALS evaluations in a row,
-# by OVERFIT_GROWTH of the held-out loss in all, and the held-out loss is above its best. Gaps
-# wobble by a percent from one evaluation to the next; three growths adding up to 2% is a trend.
+# Overfitting compares like with like: a held-out quantity (`test_X`, `val_X`, ...) with the SAME
+# quantity on training data: `train_X` in the same evaluation, else the mean of the `X` the steps
+# logged since the last evaluation; never with a training loss of another name (chapter 02's
+# autoencoder trains on reconstruction alone, while its held-out -ELBO adds a KL term). It is
+# overfitting when the gap (held-out minus training) grew at OVERFIT_EVALS evaluations in a row,
+# by OVERFIT_GROWTH of the held-out value in all, the held-out value is above its best, and the
+# training value fell at each of them (a model getting worse on its training data too is not
+# memorising it). Gaps wobble by a percent from one evaluation to the next; three growths adding
+# up to 2% is a trend.
 OVERFIT_EVALS = 3
 OVERFIT_GROWTH = 0.02
 
@@ -122,19 +148,26 @@ _NOT_LOSSES = ("acc", "accuracy", "bleu", "match", "exact", "chars", "score", "s
                "quality", "variety", "inception", "precision", "recall")
 
 
+NO_DIAGNOSIS = "no diagnosis: fit saw none of the failures it watches for"
+
+
 @dataclass
 class Diagnosis:
-    """One diagnosis: what (`kind`, a key of TITLES), from which step, and what to try."""
+    """One diagnosis: what (`kind`, a key of TITLES), from which step, what to try, and the step
+    where its condition cleared (`recovered`, None while it lasts)."""
 
     kind: str
     step: int
     message: str
+    recovered: int | None = None
 
     @property
     def title(self) -> str:
         return TITLES.get(self.kind, self.kind)
 
     def __str__(self) -> str:
+        if self.recovered is not None:
+            return f"✓ {self.title}, recovered (from step {self.step} to step {self.recovered}): {self.message}"
         return f"⚠ {self.title} (from step {self.step}): {self.message}"
 
     def to_dict(self) -> dict:
@@ -142,7 +175,7 @@ class Diagnosis:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Diagnosis":
-        return cls(d["kind"], int(d["step"]), d["message"])
+        return cls(d["kind"], int(d["step"]), d["message"], d.get("recovered"))
 
 
 def variety(samples: torch.Tensor, data: torch.Tensor, n: int = 256) -> float:
@@ -160,12 +193,9 @@ def _mean(xs) -> float:
     return sum(xs) / len(xs)
 
 
-def _first(d: dict, *names):
-    return next((d[k] for k in names if k in d), None)
-
-
 class Diagnostics:
-    """Watches a run; `after_step`, `after_eval` and `at_end` return the diagnoses that start.
+    """Watches a run; `after_step`, `after_eval` and `at_end` return the diagnoses that start or
+    recover there.
 
     seen: kinds already reported (e.g. from a resumed History), which are not reported again.
     monitor: a RingMonitor or MnistMonitor, for the names of missing modes or digits.
@@ -175,6 +205,9 @@ class Diagnostics:
         self.monitor = monitor
         self.found: list[Diagnosis] = []
         self.kinds = set(seen)
+        self.reported: dict[str, Diagnosis] = {}  # kind -> its latest diagnosis (may recover)
+        self.clearing: dict[str, tuple] = {}  # kind -> (first step, count) of its condition's absence
+        self.collapse: tuple | None = None  # (first step, length) of the current collapsed stretch
         self.log: dict[str, list] = {}  # per-step values
         self.steps: list[int] = []
         self.evals: list[dict] = []
@@ -182,7 +215,7 @@ class Diagnostics:
         self.lost_streak: dict[str, int] = {}
         self.low_variety = 0
         self.monitor_step = 0  # last MNIST monitor record read
-        self.train_since_eval: list[float] = []
+        self.train_since_eval: dict[str, list] = {}  # per-step values since the last evaluation
 
     # --- the three entry points ---------------------------------------------------------------
 
@@ -191,8 +224,8 @@ class Diagnostics:
         self.steps.append(step)
         for k, v in losses.items():
             self.log.setdefault(k, []).append(float(v))
-        if "loss" in losses:
-            self.train_since_eval.append(float(losses["loss"]))
+            self.train_since_eval.setdefault(k, []).append(float(v))
+        out += self._track_collapse(step, losses) + self._track_discriminator(step, losses)
         records = getattr(self.monitor, "records", None)
         if records and isinstance(records[-1], dict) and records[-1].get("step", 0) > self.monitor_step:
             rec = records[-1]
@@ -206,9 +239,11 @@ class Diagnostics:
     def after_eval(self, step: int, metrics: dict, _from_monitor: bool = False) -> list[Diagnosis]:
         out: list[Diagnosis] = []
         m = dict(metrics)
-        if self.train_since_eval and not _from_monitor:
-            m.setdefault("_train_loss", _mean(self.train_since_eval))
-            self.train_since_eval = []
+        if not _from_monitor:
+            for k, v in self.train_since_eval.items():  # the training side of each held-out X
+                if v:
+                    m.setdefault(f"_train_{k}", _mean(v))
+            self.train_since_eval = {}
         m["_step"] = step
         snaps = getattr(self.monitor, "snapshots", None)  # a RingMonitor: variety of its samples
         if "variety" not in m and "modes" in m and snaps and "samples" in snaps[-1]:
@@ -217,24 +252,45 @@ class Diagnostics:
         self.evals.append(m)
         out += self._mode_collapse(step, m) + self._no_variety(step, m)
         if not _from_monitor:
-            out += self._overfitting(step)
+            out += self._overfitting(step) + self._eval_divergence(step)
         return out
 
     def at_end(self, step: int, stopped: str | None = None) -> list[Diagnosis]:
         out: list[Diagnosis] = []
         if stopped and "not finite" in stopped:
             out += self._nan(step)
-        out += self._mode_floor(step)
+        out += self._mode_floor(step) + self._posterior_collapse(step, end=True)
         return out
 
     # --- helpers ------------------------------------------------------------------------------
 
     def _new(self, kind: str, step: int, message: str) -> list[Diagnosis]:
-        if kind in self.kinds:
+        """A diagnosis that starts at `step`: new, or back after it had recovered (a new episode,
+        only when the evidence for it begins after the recovery)."""
+        last = self.reported.get(kind)
+        back = last is not None and last.recovered is not None and step >= last.recovered
+        if kind in self.kinds and not back:
             return []
         self.kinds.add(kind)
-        d = Diagnosis(kind, int(step), message)
+        d = self.reported[kind] = Diagnosis(kind, int(step), message)
         self.found.append(d)
+        return [d]
+
+    def _settle(self, kind: str, cleared: bool, at: int, need: int = 1) -> list[Diagnosis]:
+        """Count a reported state's condition as absent (`cleared`) at step `at`, or present; after
+        `need` absences in a row, it is recovered as of the first of them."""
+        d = self.reported.get(kind)
+        if d is None or d.recovered is not None:
+            return []
+        if not cleared:
+            self.clearing.pop(kind, None)
+            return []
+        first, n = self.clearing.get(kind, (at, 0))
+        self.clearing[kind] = (first, n + 1)
+        if n + 1 < need:
+            return []
+        del self.clearing[kind]
+        d.recovered = int(first)
         return [d]
 
     def _window(self, key: str, n: int = WINDOW):
@@ -246,50 +302,82 @@ class Diagnostics:
 
     # --- detectors on steps -------------------------------------------------------------------
 
-    def _posterior_collapse(self, step) -> list[Diagnosis]:
-        n = COLLAPSE_STEPS
-        active = self._window("kl_active", n)
-        if active is not None:
-            inactive = 1 - max(active)
-            if inactive < COLLAPSE_INACTIVE_SHARE:
-                return []
-            share = f"at least {inactive:.0%} of the latent dimensions are inactive"
+    def _track_collapse(self, step, losses) -> list[Diagnosis]:
+        """Follow the collapsed stretch step by step (a VAE's step logs `kl_active`, or `kl` with a
+        reconstruction term); a reported collapse recovers after RECOVER_STEPS steps without it."""
+        if "kl_active" in losses:
+            collapsed = 1 - float(losses["kl_active"]) >= COLLAPSE_INACTIVE_SHARE
+        elif "kl" in losses and any(k in losses for k in ("reconstruction", "rec", "recon")):
+            collapsed = float(losses["kl"]) < COLLAPSE_TOTAL_KL
         else:
-            kl = self._window("kl", n)
-            if kl is None or not any(k in self.log for k in ("reconstruction", "rec", "recon")):
-                return []
-            if max(kl) >= COLLAPSE_TOTAL_KL:
-                return []
-            share = f"the KL term is {_mean(kl):.2g} nats per example: (almost) all latent dimensions are inactive"
-        return self._new("posterior_collapse", self._step_at(n), (
-            f"{share} (KL under {KL_ACTIVE_NATS} nats each) at every one of the last {n} steps: the encoder "
+            return []
+        if collapsed:
+            since, n = self.collapse or (step, 0)
+            self.collapse = (since, n + 1)
+        else:
+            self.collapse = None
+        return self._settle("posterior_collapse", not collapsed, step, RECOVER_STEPS)
+
+    def _posterior_collapse(self, step, end: bool = False) -> list[Diagnosis]:
+        if self.collapse is None or self.collapse[1] < COLLAPSE_STEPS or not (end or step >= COLLAPSE_WARMUP):
+            return []
+        since, n = self.collapse
+        if "kl_active" in self.log:
+            inactive = 1 - max(self.log["kl_active"][-n:])
+            share = ("all the latent dimensions are inactive" if inactive >= 1 else
+                     f"at least {inactive:.0%} of the latent dimensions are inactive")
+        else:
+            kl = _mean(self.log["kl"][-n:])
+            share = f"the KL term is {kl:.2g} nats per example: (almost) all latent dimensions are inactive"
+        return self._new("posterior_collapse", since, (
+            f"{share} (KL under {KL_ACTIVE_NATS} nats each) at every one of the {n} steps since step {since}"
+            f"{' (the end of training)' if end else ''}: the encoder "
             "says the same thing for every input and the decoder ignores z, so samples will not vary "
             "with z. Usual causes: a reconstruction term averaged over pixels instead of summed (the "
             "article's mean-MSE loss, ERRATA 5: it is 784 times too weak against the KL), a too-strong "
             "KL weight (beta > 1, or no KL warm-up), a decoder powerful enough to ignore z. Try: sum the "
             "reconstruction over pixels (gh.losses.bernoulli_nll), beta = 1 or a warm-up from 0."))
 
+    def _track_discriminator(self, step, losses) -> list[Diagnosis]:
+        """A reported winning discriminator recovers after RECOVER_STEPS steps in a row at which it
+        did not win (its scores, or its loss, on the wrong side of the thresholds)."""
+        real = next((losses[k] for k in ("D(x)", "d_real") if k in losses), None)
+        fake = next((losses[k] for k in ("D(G(z))", "d_fake") if k in losses), None)
+        if real is not None and fake is not None:
+            wins = float(real) > D_REAL_HIGH and float(fake) < D_FAKE_LOW
+        elif "loss_D" in losses:
+            wins = float(losses["loss_D"]) < D_WINS_LOSS
+        else:
+            return []
+        return self._settle("discriminator_wins", not wins, step, RECOVER_STEPS)
+
+    def _d_verdict(self, n: int):
+        """(whether D won on average over the last n steps, its scores in words), or None without
+        the signal: D(x) and D(G(z)) (or d_real and d_fake), else D's loss."""
+        real = self._window("D(x)", n) or self._window("d_real", n)
+        fake = self._window("D(G(z))", n) or self._window("d_fake", n)
+        if real is not None and fake is not None:
+            return (_mean(real) > D_REAL_HIGH and _mean(fake) < D_FAKE_LOW,
+                    f"D(x) = {_mean(real):.2f} on real data and D(G(z)) = {_mean(fake):.3f} on fakes")
+        loss_d = self._window("loss_D", n)
+        if loss_d is None:
+            return None
+        return (_mean(loss_d) < D_WINS_LOSS,
+                f"D's loss is {_mean(loss_d):.3f} nats (it tells real from fake almost perfectly)")
+
     def _discriminator_wins(self, step) -> list[Diagnosis]:
         n = D_WINS_STEPS
-        real = _first({k: self._window(k, n) for k in ("D(x)", "d_real") if self._window(k, n)},
-                      "D(x)", "d_real")
-        fake = _first({k: self._window(k, n) for k in ("D(G(z))", "d_fake") if self._window(k, n)},
-                      "D(G(z))", "d_fake")
-        if real is not None and fake is not None:
-            if not (_mean(real) > D_REAL_HIGH and _mean(fake) < D_FAKE_LOW):
-                return []
-            scores = f"D(x) = {_mean(real):.2f} on real data and D(G(z)) = {_mean(fake):.3f} on fakes"
-        else:
-            loss_d = self._window("loss_D", n)
-            if loss_d is None or _mean(loss_d) >= D_WINS_LOSS:
-                return []
-            scores = f"D's loss is {_mean(loss_d):.3f} nats (it tells real from fake almost perfectly)"
+        verdict = self._d_verdict(n)
+        if verdict is None or not verdict[0]:
+            return []
+        scores = verdict[1]
         loss_g = self._window("loss_G", n)
         if loss_g is not None and _mean(loss_g[n // 2:]) < _mean(loss_g[:n // 2]) - 0.01 * abs(_mean(loss_g)):
             return []  # G is catching up
         climbs = ", while G's loss climbs or stays high" if loss_g is not None else ""
         return self._new("discriminator_wins", self._step_at(n), (
-            f"for the last {n} steps {scores}{climbs}: the discriminator wins and G gets almost no "
+            f"over the {n} steps from step {self._step_at(n)} to step {step}, {scores}{climbs}: the "
+            "discriminator wins and G gets almost no "
             "useful gradient (its samples stop improving). Try: the non-saturating generator loss "
             "-log D(G(z)) (ERRATA 11), update G at every step (never only when D is fooled: the "
             "article's flowchart, ERRATA 3), fewer D steps per G step, a lower learning rate for D, "
@@ -386,12 +474,13 @@ class Diagnostics:
             self.lost_streak[what] = self.lost_streak.get(what, 0) + 1
         else:
             self.lost_streak[what] = 0
+        out = self._settle("mode_collapse", lost < MODE_LOST_MIN, step, RECOVER_EVALS)
         if self.lost_streak[what] < MODE_PERSIST:
-            return []
+            return out
         since = self.evals[-MODE_PERSIST]["_step"]
         names = (f": {what} {', '.join(map(str, lost_names))} are no longer generated" if lost_names
                  else f": {lost} fewer {what} than before")
-        return self._new("mode_collapse", since, (
+        return out + self._new("mode_collapse", since, (
             f"the generator covers {len(covered)}{'/' + str(total) if total else ''} {what} now, and "
             f"lost {lost} it covered earlier{names} (for {MODE_PERSIST} evaluations in a row). Its samples "
             "may each look fine, but it stopped producing part of the data. Try: PacGAN (gh.gan.Packed, "
@@ -421,70 +510,120 @@ class Diagnostics:
                    default=0.0)
         low = float(v) < VARIETY_FLOOR and float(v) < VARIETY_DROP * best
         self.low_variety = self.low_variety + 1 if low else 0
+        out = self._settle("no_variety", not low, step, RECOVER_EVALS)
         if self.low_variety < VARIETY_PERSIST:
-            return []
+            return out
         since = self.evals[-VARIETY_PERSIST]["_step"]
-        return self._new("no_variety", since, (
+        return out + self._new("no_variety", since, (
             f"the samples are nearly identical: their mean distance to each other is {float(v):.0%} of "
             f"the data's, down from {best:.0%} (two evaluations in a row). A generator stuck on one "
             "output (complete mode collapse) or a decoder that ignores z (posterior collapse) does "
             "this. Try: for a GAN, PacGAN and a lower learning rate; for a VAE, a summed reconstruction and beta = 1."))
 
-    def _overfitting(self, step) -> list[Diagnosis]:
+    def _paired(self):
+        """Each held-out quantity of the last evaluation with the same quantity on training data:
+        (held-out key, the quantity's name, [(step, held-out, training), ...] over the evaluations)."""
         e = self.evals[-1]
-        out: list[Diagnosis] = []
         for key in e:
-            if not key.startswith(_HELD_OUT) or any(w in key for w in _NOT_LOSSES):
+            prefix = next((p for p in _HELD_OUT if key.startswith(p)), None)
+            if prefix is None or any(w in key for w in _NOT_LOSSES):
                 continue
-            rest = key.split("_", 1)[1]
-            train_key = "train_" + rest if "train_" + rest in e else "_train_loss"
-            pts = [(x["_step"], x[key], x[train_key]) for x in self.evals if key in x and train_key in x]
+            rest = key[len(prefix):]
+            train_key = next((k for k in ("train_" + rest, "_train_" + rest) if k in e), None)
+            if train_key is not None:
+                yield key, rest, [(x["_step"], x[key], x[train_key]) for x in self.evals
+                                  if key in x and train_key in x]
+
+    def _overfitting(self, step) -> list[Diagnosis]:
+        out: list[Diagnosis] = []
+        for key, rest, pts in self._paired():
             if len(pts) < OVERFIT_EVALS + 1:
                 continue
             last = pts[-OVERFIT_EVALS - 1:]
             gaps = [h - t for _, h, t in last]
+            trains = [t for _, _, t in last]
             held = [h for _, h, _ in pts]
             grew = all(y > x for x, y in zip(gaps, gaps[1:]))
-            if (grew and gaps[-1] - gaps[0] > OVERFIT_GROWTH * abs(held[-1])
+            learning = all(y < x for x, y in zip(trains, trains[1:]))
+            if (grew and learning and gaps[-1] - gaps[0] > OVERFIT_GROWTH * abs(held[-1])
                     and held[-1] > min(held)):
                 best = min(range(len(held)), key=held.__getitem__)
                 out += self._new("overfitting", last[0][0], (
-                    f"the gap between the held-out {key} and the training loss grew at each of the last "
-                    f"{OVERFIT_EVALS} evaluations (from {gaps[0]:.4g} at step {last[0][0]} to {gaps[-1]:.4g}); "
+                    f"the gap between {key} on held-out data and {rest} on the training data grew at each of "
+                    f"the last {OVERFIT_EVALS} evaluations (from {gaps[0]:.4g} at step {last[0][0]} to "
+                    f"{gaps[-1]:.4g}) while the training value kept falling ({trains[0]:.4g} -> {trains[-1]:.4g}); "
                     f"the held-out value was best at step {pts[best][0]} ({held[best]:.4g}) and is "
                     f"{held[-1]:.4g} now: the model is memorising its training data. Try: stop at the best "
                     "step (its checkpoint), more data or augmentation (e.g. gh.classifier.random_shift), a smaller "
                     "model, weight decay or dropout. Chapter 06 shows what a memorising model leaks."))
-            rising = [h for _, h, _ in pts[-DIVERGE_EVALS - 1:]]
-            trains = [t for _, _, t in pts[-DIVERGE_EVALS - 1:]]
-            if (len(rising) == DIVERGE_EVALS + 1 and all(y > x for x, y in zip(rising, rising[1:]))
-                    and all(y > x for x, y in zip(trains, trains[1:]))):
-                out += self._new("divergence", pts[-DIVERGE_EVALS - 1][0], (
-                    f"the held-out {key} and the training loss both rose at each of the last "
-                    f"{DIVERGE_EVALS} evaluations ({rising[0]:.4g} -> {rising[-1]:.4g}): training is "
-                    "diverging. Try: a learning rate 3 to 10 times lower, gradient clipping."))
+        return out
+
+    def _eval_divergence(self, step) -> list[Diagnosis]:
+        out: list[Diagnosis] = []
+        n = DIVERGE_EVALS + 1
+        optimised = [x["_train_loss"] for x in self.evals if "_train_loss" in x][-n:]
+        for key, rest, pts in self._paired():
+            rising = [h for _, h, _ in pts[-n:]]
+            trains = [t for _, _, t in pts[-n:]]
+            loss = optimised if len(optimised) == n else trains
+            if len(rising) == n and all(all(y > x for x, y in zip(v, v[1:])) for v in (rising, trains, loss)):
+                out += self._new("divergence", pts[-n][0], (
+                    f"{key} on held-out data, {rest} on the training data and the training loss all rose at "
+                    f"each of the last {DIVERGE_EVALS} evaluations ({key}: {rising[0]:.4g} -> {rising[-1]:.4g}): "
+                    "training is diverging. Try: a learning rate 3 to 10 times lower, gradient clipping."))
         return out
 
 
 def watcher(diagnose, history, eval_fn=None) -> Diagnostics | None:
     """The Diagnostics for a fit call: None when `diagnose` is False, the given one, or a new one
-    that knows the kinds the history already reported (a resumed run does not repeat them)."""
+    that knows what the history already reported (a resumed run does not repeat it, and a state
+    still open there can recover)."""
     if not diagnose:
         return None
-    seen = [d["kind"] for d in getattr(history, "diagnoses", [])]
-    if isinstance(diagnose, Diagnostics):
-        diagnose.kinds |= set(seen)
-        return diagnose
-    return Diagnostics(monitor=eval_fn if hasattr(eval_fn, "snapshots") else None, seen=seen)
+    earlier = [Diagnosis.from_dict(d) for d in getattr(history, "diagnoses", [])]
+    w = diagnose if isinstance(diagnose, Diagnostics) else Diagnostics(
+        monitor=eval_fn if hasattr(eval_fn, "snapshots") else None)
+    w.kinds |= {d.kind for d in earlier}
+    w.reported.update({d.kind: d for d in earlier})  # the latest of each kind
+    return w
+
+
+def rediagnose(history) -> None:
+    """Diagnose a run again from its History (per-step losses, evaluations, how it stopped) by the
+    current rules, in place: a model loaded from a cached checkpoint then shows what fit says about
+    it now, not what the version of the course that trained it said."""
+    w, found = Diagnostics(), []
+    evals = sorted(history.evals, key=lambda e: e["step"])
+    for i in range(max((len(v) for v in history.losses.values()), default=0)):
+        found += w.after_step(i + 1, {k: v[i] for k, v in history.losses.items() if i < len(v)})
+        while evals and evals[0]["step"] <= i + 1:
+            e = evals.pop(0)
+            found += w.after_eval(e["step"], e)
+    for e in evals:
+        found += w.after_eval(e["step"], e)
+    history.diagnoses = []
+    report(found + w.at_end(history.step, history.stopped), history)
 
 
 def report(found: list[Diagnosis], history, bar=None, desc: str = "") -> None:
-    """Record new diagnoses in the history and show their titles in the progress bar."""
+    """Record diagnoses that started (new entries) or recovered (their entry updated) in the
+    history, and show every diagnosis of the run in the progress bar (⚠ open, ✓ recovered)."""
     for d in found:
-        history.diagnoses.append(d.to_dict())
+        entry = next((e for e in history.diagnoses if e["kind"] == d.kind and e["step"] == d.step), None)
+        if entry is None:
+            history.diagnoses.append(d.to_dict())
+        else:
+            entry.update(d.to_dict())
     if found and bar is not None:
-        titles = ", ".join(TITLES.get(d["kind"], d["kind"]) for d in history.diagnoses)
-        bar.set_description(f"{desc} ⚠ {titles}", refresh=False)
+        titles = ", ".join(f"✓ {TITLES.get(e['kind'], e['kind'])} (recovered)" if e.get("recovered") is not None
+                           else f"⚠ {TITLES.get(e['kind'], e['kind'])}" for e in history.diagnoses)
+        bar.set_description(f"{desc} {titles}", refresh=False)
+
+
+def describe(history) -> str:
+    """Every diagnosis of a run, one per line (⚠ open, ✓ recovered), or NO_DIAGNOSIS: what a
+    chapter prints to show what fit saw in one of its runs."""
+    return "\n".join(str(Diagnosis.from_dict(d)) for d in history.diagnoses) or NO_DIAGNOSIS
 
 
 def closing_report(history) -> str:

@@ -48,6 +48,12 @@ TROUBLES = [
     (N_("\"data/MNIST/raw/... is truncated\" (or missing, or not an MNIST file)"),
      N_("A download was cut off or the file was changed: delete data/MNIST and run again, or set GENAI_OFFLINE=1 to "
         "use the offline sample.")),
+    (N_("\"⚠ posterior collapse\" (or \"the discriminator wins\", \"mode collapse\", \"overfitting\", ...) "
+        "at the end of a training"),
+     N_("gh.fit watches every run for the classic failures of generative models and says once, in plain words, from "
+        "which step and what to try; a state that clears again is marked ✓ recovered, and a VAE's collapse in its "
+        "first steps that goes away (healthy VAEs pass through one) is not reported. history.diagnoses keeps them "
+        "(gh.diagnose.describe(history) prints them); gh.fit(..., diagnose=False) turns the watching off.")),
     (N_("A checker says ❌"),
      N_("It names the probable mistake (wrong sign, mean instead of sum, swapped dimensions); fix the code between the "
         "solution markers and run the cell again.")),

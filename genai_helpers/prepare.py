@@ -30,7 +30,7 @@ MODELS = {
     "vae16-noshift": ("02", _model("vae", "reference_vae", shift=0, plot=False)),
     "vae16-article-loss": ("02", _model("vae", "reference_vae", recon="mse_mean", plot=False)),
     "vae16-no-kl": ("02", _model("vae", "reference_vae", beta=0.0, plot=False)),
-    "classifier": ("02, 03, 05, 06", _model("metrics", "mnist_classifier")),
+    "classifier": ("02, 03, 05, 06", _model("classifier", "mnist_classifier")),
     "mlp-gan": ("03", _model("gan", "reference_mlp_gan", plot=False)),
     "dcgan": ("03, 06, demo 03", _model("gan", "reference_dcgan", plot=False)),
     "translator": ("04, 05, 06, demo 04", _model("seq2seq", "reference_translator", False, attention=True, plot=False)),

@@ -9,7 +9,8 @@ boundary, model and history kept), and out-of-memory errors.
 
 `fit` itself only reads top to bottom; the state of one call lives in a `Run`, whose methods are
 the loop's moves (`train_step`, `verify`, `end_epoch`, ...) and the moments a watcher follows:
-`record` (per-step losses), `evaluate` (each evaluation) and `finish` (the end of the run).
+`record` (per-step losses), `evaluate` (each evaluation) and `finish` (the end of the run), or
+`loaded` (a finished checkpoint, diagnosed again by the current rules).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-from .diagnose import closing_report, report, watcher
+from .diagnose import closing_report, rediagnose, report, watcher
 from .checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, mismatches, read_checkpoint,
                          restore_rng, save_checkpoint)
 from .runtime import cpu_has_bf16, evaluating
@@ -320,6 +321,18 @@ class Run:
               + (f"; eval {ev}" if ev else "") + closing_report(h))
         return h
 
+    def loaded(self) -> History:
+        """Nothing left to train (a finished checkpoint, e.g. a cached model): diagnose it by the
+        current rules (they may have changed since it was trained), print them, draw the plot."""
+        h = self.history
+        if self.watch is not None:
+            rediagnose(h)
+            if h.diagnoses:
+                print(closing_report(h).lstrip("\n"))
+        if self.live is not None:
+            self.live.update(h, final=True)
+        return h
+
     def diagnosed(self, found: list) -> None:
         """New diagnoses: into the history, and their titles into the progress bar."""
         report(found, self.history, self.bar, self.desc)
@@ -420,9 +433,7 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
 
         run.live = LivePlot(desc)
     if not run.running():  # nothing left to train: a finished checkpoint
-        if run.live is not None:
-            run.live.update(history, final=True)
-        return history
+        return run.loaded()
     run.start(progress)
     try:
         with run.sigint:

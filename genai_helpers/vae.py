@@ -153,7 +153,10 @@ def vae_step(model: VAE, opt, beta: float = 1.0, recon: str = "bce", shift: int 
         opt.step()
         # kl_active: share of latent dimensions carrying information (gh.diagnose, posterior collapse)
         active = (terms["kl_per_dim"].detach().mean(0) > KL_ACTIVE_NATS).float().mean()
-        return {"loss": loss.mean(), "reconstruction": rec.mean(), "kl": kl.mean(), "kl_active": active}
+        out = {"loss": loss.mean(), "reconstruction": rec.mean(), "kl": kl.mean(), "kl_active": active}
+        if recon == "bce":  # the -ELBO whatever beta: what the evaluation's test_neg_elbo measures on new
+            out["neg_elbo"] = (rec + kl).detach().mean()  # data (gh.diagnose compares like with like)
+        return out
 
     return step
 
