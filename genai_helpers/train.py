@@ -49,7 +49,7 @@ class History:
     step: int = 0  # optimisation steps done in all
     seconds: float = 0.0  # training time, evaluation included
     stopped: str | None = None  # why the last fit stopped early (NaN, Ctrl-C, out of memory)
-    diagnoses: list = field(default_factory=list)  # gh.diagnose: {"kind", "step", "message"} each
+    diagnoses: list = field(default_factory=list)  # gh.diagnose: {"kind", "step", "message", "recovered"} each
 
     def epoch_mean(self, key: str, epoch: int = -1, steps_per_epoch: int | None = None) -> float:
         """Mean of a per-step loss over one epoch (default: the last complete one)."""
