@@ -28,7 +28,8 @@ from .runtime import evaluating
 from .seq2seq import Seq2Seq, beam_search, greedy
 
 EXAMPLES = ("samedi 28 novembre 2026", "Nov 28, 2026", "2026年11月28日星期六", "Mittwoch, 3. März 1999",
-            "sáb, 4/7/87", "3 de setembro de 2041", "lunedì 1 gennaio 2001", "28.11.26", "",
+            "sáb, 4/7/87", "3 de setembro de 2041", "lunedì 1 gennaio 2001", "28.11.26", "le 1er nov. 1712",
+            "the 3rd of March 2250", "2026-11-28", "",
             "28 ноября 2026", "🎂 🎉", "11/28/2026")
 
 # Pinyin for the Chinese characters of the corpus, shown where no CJK font is installed.
