@@ -25,7 +25,7 @@ from .seq2seq import Seq2Seq, exact_match, predict
 
 # `translate` warns below this probability for its answer: if the probabilities are calibrated (chapter
 # 04 measures it), an answer below it is wrong at least one time in 33. A policy set by hand from
-# trial runs of the reference model (at 0.95 a fifth of the wrong typed answers went unwarned):
+# trial runs of the reference model (at 0.95 about a quarter of the wrong typed answers went unwarned):
 # higher warns about more right answers, lower lets more wrong ones through; chapter 04 prints both
 # shares on the typed test dates.
 UNSURE = 0.97
