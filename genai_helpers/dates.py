@@ -1,22 +1,28 @@
 """The date corpus of chapter 04: dates written by people, in several languages, and their ISO form.
 
-    corpus = gh.dates.DateCorpus()                 # 7 locales, Babel's (CLDR) names and patterns
+    corpus = gh.dates.DateCorpus()                 # 8 locales, Babel's (CLDR) names and patterns
     split = corpus.split()                         # day numbers for train / valid / test, by date
     pairs = corpus.sample(10_000, split["train"], seed=0)
     pairs.src[0], pairs.tgt[0]                     # 'samedi 28 novembre 2026', '2026-11-28'
+    typed = corpus.sample(1_000, split["test"], seed=1, typed=1.0)   # as people type them
 
 Every string is written from a locale's own date patterns (short, medium, long, full and a few
-skeletons) with its real month and weekday names, then normalised (NFKC, lower case, single
-spaces) so that a typed "28 Nov 2026" and Babel's "28 nov. 2026" use the same characters.
+skeletons) with its real month and weekday names, or from the numeric forms people type in every
+locale (NUMERIC_PATTERNS: ISO yyyy-mm-dd, yyyy/m/d, d.m.yyyy, with and without leading zeros), then
+normalised (NFKC, lower case, single spaces) so that a typed "28 Nov 2026" and Babel's "28 nov. 2026"
+use the same characters. `typed` > 0 passes that share of the dates through the rules of
+`gh.typed_dates` (ordinals, abbreviations, small words, punctuation and spacing).
 
 One string, one date: month-first numeric patterns (en_US "M/d/yy") are left out, because
-"3/4/26" is 3 April in New York and 4 March everywhere else in the corpus; two-digit years are
-read with the rule of Python's strptime (69-99 -> 19xx, 00-68 -> 20xx) and the corpus spans
-exactly those 100 years, 1969-2068.
+"3/4/26" is 3 April in New York and 4 March everywhere else in the corpus. Four-digit years span
+1600-2399 (the Gregorian calendar, also before a country adopted it); a pattern with a two-digit
+year writes only the dates of the 100-year window 1969-2068, read with the rule of Python's
+strptime (69-99 -> 19xx, 00-68 -> 20xx), because outside one window "26" names several years.
 """
 from __future__ import annotations
 
 import datetime as dt
+import random
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -25,12 +31,19 @@ import torch
 from babel import Locale
 from babel import dates as babel_dates
 
+from . import typed_dates
 from .session import device as default_device
+from .typed_dates import Token
 
-LOCALES = ("en_US", "fr_FR", "de_DE", "es_ES", "it_IT", "pt_BR", "zh_CN")
+LOCALES = ("en_US", "en_GB", "fr_FR", "de_DE", "es_ES", "it_IT", "pt_BR", "zh_CN")
 STYLES = ("short", "medium", "long", "full")  # the locale's four standard date formats
 SKELETONS = ("yMd", "yMMMd", "yMMMEd", "yMEd")  # and four more, each in the locale's own order
-FIRST, LAST = dt.date(1969, 1, 1), dt.date(2068, 12, 31)
+# The numeric forms people type whatever their language: ISO first, then year-first with slashes and
+# day-first with dots, each with and without leading zeros.
+NUMERIC_PATTERNS = ("y-MM-dd", "y-M-d", "y/MM/dd", "y/M/d", "dd.MM.y", "d.M.y")
+NUMERIC_SHARE = 0.25  # share of the dates written in one of NUMERIC_PATTERNS (the rest: the locale's own)
+FIRST, LAST = dt.date(1600, 1, 1), dt.date(2399, 12, 31)  # four-digit years
+WINDOW = (dt.date(1969, 1, 1), dt.date(2068, 12, 31))  # the only dates written with a two-digit year
 ISO_CHARS = "0123456789-"  # the target alphabet
 LIST_SEP = "; "  # between the dates of one input, in the longer-input variant
 
@@ -48,12 +61,17 @@ class Format:
     pattern: str
     kind: str  # numeric | abbreviated | long | weekday
     parts: tuple  # constant strings and field codes such as ("d", 2)
+    origin: str = "cldr"  # cldr: the locale's own pattern; typed: one of NUMERIC_PATTERNS
 
     def __str__(self):
         return f"{self.locale} {self.pattern!r}"
 
+    @property
+    def two_digit_year(self) -> bool:
+        return ("y", 2) in self.parts
 
-def _compile(locale: str, pattern: str) -> Format:
+
+def _compile(locale: str, pattern: str, origin: str = "cldr") -> Format:
     parts = []
     for kind, value in babel_dates.tokenize_pattern(pattern):
         if kind == "chars" or value[0] in "yMLdEc":
@@ -64,7 +82,7 @@ def _compile(locale: str, pattern: str) -> Format:
     m = fields.get("M", fields.get("L", 0))
     kind = ("weekday" if "E" in fields or "c" in fields else
             "long" if m >= 4 else "abbreviated" if m == 3 else "numeric")
-    return Format(locale, pattern, kind, tuple(parts))
+    return Format(locale, pattern, kind, tuple(parts), origin)
 
 
 def _month_first(fmt: Format) -> bool:
@@ -74,16 +92,18 @@ def _month_first(fmt: Format) -> bool:
 
 
 def locale_formats(locale: str) -> tuple[list[Format], list[Format]]:
-    """The formats used for one locale, and those left out (month-first numeric ones)."""
+    """The formats used for one locale (its own, then the NUMERIC_PATTERNS it does not have), and
+    those left out (month-first numeric ones)."""
     loc = Locale.parse(locale)
-    patterns = [loc.date_formats[s].pattern for s in STYLES]
-    patterns += [loc.datetime_skeletons[s].pattern for s in SKELETONS if s in loc.datetime_skeletons]
+    patterns = [(loc.date_formats[s].pattern, "cldr") for s in STYLES]
+    patterns += [(loc.datetime_skeletons[s].pattern, "cldr") for s in SKELETONS if s in loc.datetime_skeletons]
+    patterns += [(p, "typed") for p in NUMERIC_PATTERNS]
     used, dropped, seen = [], [], set()
-    for p in patterns:
+    for p, origin in patterns:
         if p in seen:
             continue
         seen.add(p)
-        f = _compile(locale, p)
+        f = _compile(locale, p, origin)
         (dropped if _month_first(f) else used).append(f)
     return used, dropped
 
@@ -97,6 +117,7 @@ class Pairs:
     day: np.ndarray  # day number (0 = FIRST); for lists of dates, the first one's
     fmt: np.ndarray  # index into DateCorpus.formats (of the first date, for lists)
     count: np.ndarray | None = None  # dates per example, for lists of dates
+    rules: list | None = None  # per example, the typing rules applied (empty: Babel's form)
 
     def __len__(self):
         return len(self.src)
@@ -104,11 +125,13 @@ class Pairs:
 
 @dataclass
 class DateCorpus:
-    """All dates from FIRST to LAST, in every format of every locale."""
+    """All dates from `first` to `last`, in every format of every locale (formats with a two-digit
+    year: only the dates of `window`)."""
 
     locales: tuple = LOCALES
     first: dt.date = FIRST
     last: dt.date = LAST
+    window: tuple = WINDOW
     formats: list = field(init=False)
     dropped: list = field(init=False)
 
@@ -116,9 +139,12 @@ class DateCorpus:
         self.locales = tuple(self.locales)
         if not self.locales:
             raise ValueError("give at least one locale, e.g. DateCorpus(('en_US', 'fr_FR'))")
-        if self.last.year - self.first.year >= 100:
+        lo, hi = self.window
+        if hi.year - lo.year >= 100:
             raise ValueError("two-digit years are only unambiguous within 100 years: "
-                             f"{self.first} to {self.last} is too long")
+                             f"the window {lo} to {hi} is too long")
+        if not self.first <= lo <= hi <= self.last:
+            raise ValueError(f"the two-digit-year window {lo} to {hi} must lie within {self.first} to {self.last}")
         self.formats, self.dropped = [], []
         for loc in self.locales:
             used, dropped = locale_formats(loc)
@@ -127,14 +153,15 @@ class DateCorpus:
         self.n_days = (self.last - self.first).days + 1
         days = [self.first + dt.timedelta(i) for i in range(self.n_days)]
         self.iso = [d.isoformat() for d in days]
+        self.window_days = np.arange((lo - self.first).days, (hi - self.first).days + 1)
         # Per-day field strings shared by all locales, and per-locale names.
         self._num = {"y": [str(d.year) for d in days], "yy": [f"{d.year % 100:02d}" for d in days],
                      "M": [str(d.month) for d in days], "M0": [f"{d.month:02d}" for d in days],
                      "d": [str(d.day) for d in days], "d0": [f"{d.day:02d}" for d in days]}
-        self._month = np.array([d.month for d in days])
-        self._weekday = np.array([d.weekday() for d in days])  # 0 = Monday, as in Babel
+        # plain lists: indexing them one day at a time is many times faster than numpy's
+        self._month, self._day = [d.month for d in days], [d.day for d in days]
+        self._year, self._weekday = [d.year for d in days], [d.weekday() for d in days]  # 0 = Monday, as Babel
         self._names = {loc: self._locale_names(loc) for loc in self.locales}
-        self._fmt_index = {f: i for i, f in enumerate(self.formats)}
 
     @staticmethod
     def _locale_names(locale: str) -> dict:
@@ -150,43 +177,80 @@ class DateCorpus:
             names[(letter, 4)] = [loc.days[ctx]["wide"][w] for w in range(7)]
         return names
 
-    def write(self, day: int, fmt: int | Format, normalised: bool = True) -> str:
-        """Date number `day` written in format `fmt` (an index into self.formats, or a Format)."""
-        f = self.formats[fmt] if isinstance(fmt, (int, np.integer)) else fmt
-        names = self._names[f.locale]
+    def _format(self, fmt) -> Format:
+        return self.formats[fmt] if isinstance(fmt, (int, np.integer)) else fmt
+
+    def tokens(self, day: int, fmt: int | Format) -> list:
+        """Date number `day` in format `fmt`, field by field (`gh.typed_dates.Token`), not normalised."""
+        f = self._format(fmt)
+        names, num = self._names[f.locale], self._num
         out = []
         for p in f.parts:
             if isinstance(p, str):
-                out.append(p)
+                out.append(Token("lit", p))
             elif p[0] in "ML" and p[1] >= 3:
-                out.append(names[p][self._month[day]])
+                out.append(Token("Mname", names[p][self._month[day]], min(p[1], 4)))
             elif p[0] in "Ec":
-                out.append(names[p][self._weekday[day]])
+                out.append(Token("Ename", names[p][self._weekday[day]], min(max(p[1], 3), 4)))
             elif p[0] == "y":
-                out.append(self._num["yy" if p[1] == 2 else "y"][day])
-            else:  # M, L, d: one digit or two
-                out.append(self._num[("M" if p[0] in "ML" else "d") + ("" if p[1] == 1 else "0")][day])
-        text = "".join(out)
+                out.append(Token("y", num["yy" if p[1] == 2 else "y"][day], p[1], self._year[day]))
+            elif p[0] == "d":  # one digit or two
+                out.append(Token("d", num["d" if p[1] == 1 else "d0"][day], p[1], self._day[day]))
+            else:  # M or L, in digits
+                out.append(Token("M", num["M" if p[1] == 1 else "M0"][day], p[1], self._month[day]))
+        return out
+
+    def write(self, day: int, fmt: int | Format, normalised: bool = True) -> str:
+        """Date number `day` written in format `fmt` (an index into self.formats, or a Format)."""
+        text = "".join(t.text for t in self.tokens(day, fmt))
         return normalise(text) if normalised else text
 
-    def sample(self, n: int, days, seed: int = 0) -> Pairs:
-        """n pairs: a date drawn from `days`, a locale uniformly, then one of its formats."""
+    def _pick_formats(self, rng, n: int, two_digit: bool = True) -> np.ndarray:
+        """n format indices: a locale uniformly, then its own formats or (NUMERIC_SHARE) the typed
+        numeric ones, uniformly within the group; two_digit=False leaves out two-digit years."""
+        def group(loc, origin):
+            ok = [i for i, f in enumerate(self.formats) if f.locale == loc and (two_digit or not f.two_digit_year)]
+            return [i for i in ok if self.formats[i].origin == origin] or ok
+
+        groups = [[group(loc, "cldr"), group(loc, "typed")] for loc in self.locales]
+        loc = rng.integers(0, len(self.locales), n)
+        numeric = (rng.random(n) < NUMERIC_SHARE).astype(int)
+        pick = rng.random(n)
+        return np.array([groups[j][g][int(u * len(groups[j][g]))] for j, g, u in zip(loc, numeric, pick)],
+                        dtype=np.int64)
+
+    def sample(self, n: int, days, seed: int = 0, typed: float = 0.0) -> Pairs:
+        """n pairs: a locale uniformly, one of its formats, then a date drawn from `days` (from those
+        inside the window for a two-digit year; none such when no day is in the window). typed: the
+        share of pairs retyped by the rules of `gh.typed_dates` (0: Babel's forms; 1: all typed)."""
         rng = np.random.default_rng(seed)
         days = np.asarray(days)
+        if not len(days):
+            raise ValueError("no days to draw dates from: give day numbers, e.g. corpus.split()['test']")
+        short = days[(days >= self.window_days[0]) & (days <= self.window_days[-1])]  # the window's days
+        fmt = self._pick_formats(rng, n, two_digit=len(short) > 0)
+        two = np.array([f.two_digit_year for f in self.formats], dtype=bool)[fmt]
         day = days[rng.integers(0, len(days), n)]
-        by_locale = [[i for i, f in enumerate(self.formats) if f.locale == loc] for loc in self.locales]
-        loc = rng.integers(0, len(self.locales), n)
-        pick = rng.random(n)
-        fmt = np.array([by_locale[j][int(u * len(by_locale[j]))] for j, u in zip(loc, pick)])
-        src = [self.write(d, f) for d, f in zip(day.tolist(), fmt.tolist())]
-        return Pairs(src, [self.iso[d] for d in day.tolist()], day, fmt)
+        if len(short):
+            day = np.where(two, short[rng.integers(0, len(short), n)], day)
+        retype = rng.random(n) < typed
+        typist = random.Random(seed)  # the typing rules' draws (Python's generator: fast one at a time)
+        src, rules = [], []
+        for d, f, r in zip(day.tolist(), fmt.tolist(), retype.tolist()):
+            tokens, applied = self.tokens(d, f), []
+            if r:
+                tokens, applied = typed_dates.retype(tokens, self.formats[f].locale, typist)
+            src.append(normalise("".join(t.text for t in tokens)))
+            rules.append(applied)
+        return Pairs(src, [self.iso[d] for d in day.tolist()], day, fmt, rules=rules)
 
-    def sample_lists(self, n: int, days, max_dates: int, seed: int = 0, sep: str = LIST_SEP) -> Pairs:
+    def sample_lists(self, n: int, days, max_dates: int, seed: int = 0, sep: str = LIST_SEP,
+                     typed: float = 0.0) -> Pairs:
         """n lists of 1..max_dates dates (as many of each length), joined by `sep`; the target is
         their ISO forms joined by spaces: the longer-input variant of the task."""
         rng = np.random.default_rng(seed)
         count = rng.integers(1, max_dates + 1, n)
-        flat = self.sample(int(count.sum()), days, seed=seed + 1)
+        flat = self.sample(int(count.sum()), days, seed=seed + 1, typed=typed)
         ends = np.cumsum(count)
         starts = ends - count
         src = [sep.join(flat.src[a:b]) for a, b in zip(starts, ends)]
@@ -202,8 +266,8 @@ class DateCorpus:
 
     def characters(self) -> str:
         """Every character the corpus writes: each format on 400 consecutive days (all months and
-        weekdays) and all digits, sorted; the space first."""
-        chars = set("0123456789")
+        weekdays), all digits and what the typing rules add, sorted; the space first."""
+        chars = set("0123456789") | set(normalise(typed_dates.characters()))
         for i in range(len(self.formats)):
             for day in range(min(400, self.n_days)):
                 chars.update(self.write(day, i))
@@ -296,15 +360,26 @@ class DateData:
     tgt_vocab: Vocab
     pairs: dict  # name -> dates.Pairs
     tensors: dict  # name -> (src (N, T), lengths (N,), tgt (N, L))
+    typed: float = 0.0  # share of the training pairs retyped by gh.typed_dates
 
     def __getitem__(self, name):
         return self.tensors[name]
 
+    def recipe(self) -> dict:
+        """What the training pairs are made of (for a checkpoint's config: change it, retrain)."""
+        c = self.corpus
+        return {"locales": list(c.locales), "years": [c.first.isoformat(), c.last.isoformat()],
+                "two_digit_years": [d.isoformat() for d in c.window], "numeric": list(NUMERIC_PATTERNS),
+                "numeric_share": NUMERIC_SHARE, "typed": self.typed, "rules": list(typed_dates.RULES)}
+
 
 def date_data(n_train: int, n_test: int = 10_000, seed: int = 0, device=None, max_dates: int = 1,
-              corpus: DateCorpus | None = None) -> DateData:
+              corpus: DateCorpus | None = None, typed: float = 0.0, n_typed: int | None = None) -> DateData:
     """Sample pairs from dates split by date (test dates never appear in training) and encode them.
 
+    typed: the share of training pairs retyped by `gh.typed_dates`'s rules; with typed > 0 the data
+    also has "valid_typed" and "test_typed" (n_typed pairs each, default n_test), all retyped, from
+    the validation and test dates.
     max_dates > 1 gives the longer-input variant: lists of 1..max_dates dates per example.
     """
     corpus = corpus or DateCorpus()
@@ -312,14 +387,18 @@ def date_data(n_train: int, n_test: int = 10_000, seed: int = 0, device=None, ma
     lists = max_dates > 1
     # ';' and ' ' are there in both variants, so that a model can move from one to the other
     src_vocab, tgt_vocab = Vocab(corpus.characters() + LIST_SEP.strip()), Vocab(ISO_CHARS + " ")
-    sizes = {"train": n_train, "valid": max(1000, n_test // 5), "test": n_test}
+    n_valid = max(1000, n_test // 5)
+    sizes = {"train": (n_train, typed), "valid": (n_valid, 0.0), "test": (n_test, 0.0)}
+    if typed > 0:
+        sizes.update(valid_typed=(n_typed or n_test, 1.0), test_typed=(n_typed or n_test, 1.0))
     pairs, tensors = {}, {}
     dev = device or default_device()
-    for i, (name, n) in enumerate(sizes.items()):
-        p = (corpus.sample_lists(n, split[name], max_dates, seed=seed * 100 + i) if lists else
-             corpus.sample(n, split[name], seed=seed * 100 + i))
+    for i, (name, (n, share)) in enumerate(sizes.items()):
+        days = split[name.split("_")[0]]
+        p = (corpus.sample_lists(n, days, max_dates, seed=seed * 100 + i, typed=share) if lists else
+             corpus.sample(n, days, seed=seed * 100 + i, typed=share))
         src, lengths = src_vocab.encode(p.src)
         tgt, _ = tgt_vocab.encode(p.tgt, end=True)
         pairs[name] = p
         tensors[name] = (src.to(dev), lengths.to(dev), tgt.to(dev))
-    return DateData(corpus, src_vocab, tgt_vocab, pairs, tensors)
+    return DateData(corpus, src_vocab, tgt_vocab, pairs, tensors, typed)

@@ -22,12 +22,14 @@ from babel import Locale
 from matplotlib import font_manager as fm
 from matplotlib.ft2font import FT2Font
 
+from .confidence import UNSURE
 from .dates import Vocab, normalise
 from .runtime import evaluating
 from .seq2seq import Seq2Seq, beam_search, greedy
 
 EXAMPLES = ("samedi 28 novembre 2026", "Nov 28, 2026", "2026年11月28日星期六", "Mittwoch, 3. März 1999",
-            "sáb, 4/7/87", "3 de setembro de 2041", "lunedì 1 gennaio 2001", "28.11.26", "",
+            "sáb, 4/7/87", "3 de setembro de 2041", "lunedì 1 gennaio 2001", "28.11.26", "le 1er nov. 1712",
+            "the 3rd of March 2250", "2026-11-28", "",
             "28 ноября 2026", "🎂 🎉", "11/28/2026")
 
 # Pinyin for the Chinese characters of the corpus, shown where no CJK font is installed.
@@ -70,7 +72,8 @@ def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
 
     Never raises on a string: empty, too long, unknown characters (emoji, another alphabet), a
     language the model does not know, or an answer that is not a real date all come back as
-    `message`, with `iso` None when there is no trustworthy date.
+    `message`, with `iso` None when there is no valid date. A valid date whose probability is below
+    `gh.confidence.UNSURE` keeps its `iso` and comes with a warning: check it.
     """
     if not isinstance(model, Seq2Seq):
         raise TypeError("translate(model, text) needs a trained gh.seq2seq.Seq2Seq, e.g. "
@@ -119,8 +122,8 @@ def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
     if iso is None:
         notes.append(f"the model wrote {out!r}, which is not a date: is this one date in "
                      f"{_language_names(model) or 'a language the model knows'}?")
-    elif prob < 0.5:
-        notes.append(f"the model is unsure: probability {prob:.2f} for this answer")
+    elif prob < UNSURE:
+        notes.append(f"the model is unsure: probability {prob:.2f} for this answer, check it")
     return Translation(text, iso, att, "; ".join(notes), src, out, prob)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from babel import dates as babel_dates
 
-from genai_helpers.dates import FIRST, LAST, DateCorpus, Vocab, normalise
+from genai_helpers.dates import FIRST, NUMERIC_PATTERNS, WINDOW, DateCorpus, Vocab, normalise
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +42,17 @@ def test_our_formatter_writes_what_babel_writes(corpus):
                 date, f.pattern, locale=f.locale), (str(f), date)
 
 
+def clashing_days(corpus) -> np.ndarray:
+    """The days most likely to clash: years that end alike in every century (26, 68, 69: the window's
+    edges), so that a string that could name two dates meets both in a sample."""
+    years = np.array([int(iso[:4]) for iso in corpus.iso])
+    return np.flatnonzero(np.isin(years % 100, (26, 68, 69)))
+
+
 def test_every_string_has_exactly_one_date(corpus):
-    """A large sample over all dates, locales and formats: no string is written for two dates."""
-    pairs = corpus.sample(300_000, np.arange(corpus.n_days), seed=1)
+    """A large sample over all locales and formats, on days whose years end alike: no string is
+    written for two dates."""
+    pairs = corpus.sample(150_000, clashing_days(corpus), seed=1)
     meaning = defaultdict(set)
     for s, t in zip(pairs.src, pairs.tgt):
         meaning[s].add(t)
@@ -52,16 +60,38 @@ def test_every_string_has_exactly_one_date(corpus):
     assert not clashes, list(clashes.items())[:5]
     for s, t in zip(pairs.src[:2000], pairs.tgt[:2000]):
         assert dt.date.fromisoformat(t)  # a real date
-    assert len(meaning) > 150_000  # the sample is varied, not a few strings repeated
+    assert len(meaning) > 60_000  # the sample is varied, not a few strings repeated
+
+
+def test_years_and_the_two_digit_window(corpus):
+    pairs = corpus.sample(20_000, np.arange(corpus.n_days), seed=2)
+    years = np.array([int(t[:4]) for t in pairs.tgt])
+    assert years.min() < 1610 and years.max() > 2390  # four-digit years from 1600 to 2399
+    two = np.array([corpus.formats[f].two_digit_year for f in pairs.fmt])
+    assert two.any() and (years[two] >= WINDOW[0].year).all() and (years[two] <= WINDOW[1].year).all()
+    early = corpus.sample(500, np.arange(100), seed=3)  # 1600 only: no two-digit year can be written
+    assert not any(corpus.formats[f].two_digit_year for f in early.fmt)
+
+
+def test_numeric_forms_of_every_locale(corpus):
+    for loc in corpus.locales:
+        patterns = {f.pattern for f in corpus.formats if f.locale == loc}
+        assert set(NUMERIC_PATTERNS) <= patterns, loc
+    iso = next(i for i, f in enumerate(corpus.formats) if f.pattern == "y-MM-dd")
+    day = (dt.date(1712, 3, 4) - FIRST).days
+    assert corpus.write(day, iso) == "1712-03-04"
+    assert corpus.write(day, next(i for i, f in enumerate(corpus.formats) if f.pattern == "d.M.y")) == "4.3.1712"
 
 
 def test_two_digit_years_follow_strptime(corpus):
     de_short = next(i for i, f in enumerate(corpus.formats) if f.locale == "de_DE" and f.pattern == "dd.MM.yy")
-    for date in (FIRST, dt.date(1999, 12, 31), dt.date(2000, 1, 1), LAST):
+    for date in (WINDOW[0], dt.date(1999, 12, 31), dt.date(2000, 1, 1), WINDOW[1]):
         text = corpus.write((date - FIRST).days, de_short)
         assert dt.datetime.strptime(text, "%d.%m.%y").date() == date
     with pytest.raises(ValueError, match="100 years"):
-        DateCorpus(first=dt.date(1950, 1, 1), last=dt.date(2060, 1, 1))
+        DateCorpus(window=(dt.date(1950, 1, 1), dt.date(2060, 1, 1)))
+    with pytest.raises(ValueError, match="must lie within"):
+        DateCorpus(first=dt.date(1990, 1, 1))
 
 
 def test_split_is_by_date(corpus):

@@ -129,3 +129,73 @@ def test_translate_messages(untrained):
     assert attention is not None and (iso is None or len(iso) == 10)
     with pytest.raises(TypeError, match="reference_translator"):
         translator.translate("not a model", "28 novembre 2026")
+
+
+# --- the translator's answers and its doubt -----------------------------------------------------
+
+NUMERIC_STEPS = 300  # enough for numeric dates: a few seconds on a CPU
+
+
+@pytest.fixture(scope="module")
+def numeric_translator():
+    """A small translator trained in seconds (no cache) on German numeric dates and the numeric
+    forms typed everywhere (ISO, y/M/d, d.M.y): years 1600-2399, and two-digit years."""
+    corpus = dates.DateCorpus(locales=("de_DE",))
+    corpus.formats = [f for f in corpus.formats if f.kind == "numeric"]
+    data = dates.date_data(NUMERIC_STEPS * 64, n_test=1000, device=torch.device("cpu"), corpus=corpus)
+    model, _ = S.train_seq2seq(data, steps=NUMERIC_STEPS, batch_size=64, lr=1e-2, plot=False,
+                               size={"hidden": 32, "dec_hidden": 64})
+    return model
+
+
+def test_any_year_iso_input_and_two_digit_years_translate(numeric_translator):
+    cases = {"4.3.1712": "1712-03-04", "1712-03-04": "1712-03-04", "2391/12/7": "2391-12-07",
+             "03.04.87": "1987-04-03", "28.11.26": "2026-11-28", "1969-7-20": "1969-07-20"}
+    for text, iso in cases.items():
+        t = translator.translate(numeric_translator, text)
+        assert t.iso == iso and not t.message, t
+
+
+def test_wrong_answers_on_unseen_forms_carry_the_warning(numeric_translator):
+    """Forms this model never saw: month first with a day over 12 (no such month), a year after
+    2399 (century digits it never wrote). Where its answer is wrong, it must say so."""
+    unseen = {"11/28/2026": "2026-11-28", "12/31/1999": "1999-12-31", "5/13/2001": "2001-05-13",
+              "31.12.2500": "2500-12-31"}
+    answers = {text: translator.translate(numeric_translator, text) for text in unseen}
+    wrong = [t for text, t in answers.items() if t.iso != unseen[text]]
+    assert wrong, "no month is 28: these forms should trip the model up"
+    for t in wrong:
+        assert t.iso is None or "unsure" in t.message, t
+
+
+class Scripted(S.Seq2Seq):
+    """A Seq2Seq whose decoder writes `answer`, giving each of its symbols probability `p`: a model
+    whose outputs the test controls."""
+
+    def __init__(self, src_vocab, tgt_vocab, answer: str, p: float):
+        super().__init__(src_vocab, tgt_vocab, emb=4, hidden=3, dec_hidden=4, attn_dim=3, tgt_emb=2)
+        ids = tgt_vocab.encode([answer], end=True)[0][0]
+        others = len(tgt_vocab) - len(Vocab.SPECIALS)  # what decoding may write (digits, '-', ' ', </s>), but one
+        self.table = torch.full((len(ids), len(tgt_vocab)), math.log((1 - p) / others))
+        self.table[torch.arange(len(ids)), ids] = math.log(p)
+        self.max_src_len, self.locales = 40, ("fr_FR",)
+
+    def start(self, memory):
+        return torch.zeros(memory.mask.size(0), 1)  # the state counts the steps
+
+    def step(self, y_prev, h, memory):
+        t = h[:, 0].long().clamp(max=len(self.table) - 1)
+        return self.table[t], h + 1, memory.mask.float() / memory.mask.sum(1, keepdim=True)
+
+
+def test_the_warning_follows_the_probability(untrained):
+    from genai_helpers.confidence import UNSURE
+
+    vocabs = untrained.src_vocab, untrained.tgt_vocab
+    sure = translator.translate(Scripted(*vocabs, "2026-11-28", 0.9999), "28 novembre 2026")
+    assert sure.iso == "2026-11-28" and sure.message == "" and sure.probability == pytest.approx(0.9999 ** 11, rel=1e-3)
+    doubtful = translator.translate(Scripted(*vocabs, "2026-11-29", 0.99), "28 novembre 2026")
+    assert doubtful.probability == pytest.approx(0.99 ** 11, rel=1e-3) and doubtful.probability < UNSURE
+    assert doubtful.iso == "2026-11-29" and "unsure" in doubtful.message and "check" in doubtful.message
+    invalid = translator.translate(Scripted(*vocabs, "2026-02-31", 0.9999), "31 février 2026")
+    assert invalid.iso is None and "not a date" in invalid.message  # sure of itself, and still no date
