@@ -4,6 +4,10 @@
     execute [NOTEBOOK ...] [--quick] [--out DIR]   re-run notebooks (default: all, in place)
     student [--lang zh] [--out DIR]              the student version (default build/student/, zh: build/student/zh/)
     prepare [MODEL ...] [--quick]                train and cache the course's models (default: all)
+    train MODEL [--quick] [--checkpoints DIR] [--json FILE]
+                                                 train one model as its chapter does; under torchrun
+                                                 on all its processes, e.g.
+                                                 torchrun --standalone --nproc_per_node=2 -m genai_helpers train dcgan
     bench [--steps N] [--models vae dcgan seq2seq] [--epochs] [--time-to-quality] [--json FILE]
                                                  course loop vs textbook loop, side by side
     translations [--lang zh] [--check]           update the catalogs, build notebooks/zh/, report
@@ -93,6 +97,26 @@ def prepare(args) -> int:
     return 0
 
 
+def train(args) -> int:
+    """Train one model (the checkpoint its chapter and `prepare` read), on one process or under torchrun."""
+    import json
+
+    from .prepare import train as run
+
+    if args.quick:
+        os.environ["GENAI_QUICK"] = "1"
+    if args.checkpoints:
+        os.environ["GENAI_CHECKPOINTS"] = args.checkpoints
+    try:
+        row = run(args.model)
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if args.json and row is not None:
+        Path(args.json).write_text(json.dumps(row, indent=1))
+    return 0
+
+
 def bench(args) -> int:
     """Throughput of the course loop against the textbook loop, and the quality each reached."""
     import json
@@ -142,6 +166,12 @@ def main(argv=None) -> int:
     pr.add_argument("models", nargs="*", help="some of: " + ", ".join(MODELS))
     pr.add_argument("--quick", action="store_true", help="the quick-mode models (what GENAI_QUICK=1 loads)")
     pr.set_defaults(func=prepare)
+    t = sub.add_parser("train", help="train one model as its chapter does (under torchrun: data parallel)")
+    t.add_argument("model", help="one of: vae (vae16), " + ", ".join(MODELS))
+    t.add_argument("--quick", action="store_true", help="the quick-mode model (what GENAI_QUICK=1 loads)")
+    t.add_argument("--checkpoints", help="folder for the checkpoint (default: data/checkpoints or $GENAI_CHECKPOINTS)")
+    t.add_argument("--json", help="also write what was trained, how long it took and the all-reduce traffic here")
+    t.set_defaults(func=train)
     b = sub.add_parser("bench", help="course loop vs textbook loop: samples/s, ratio and quality")
     b.add_argument("--steps", type=int, help="steps per round (3 rounds per loop; default 60, quick 8)")
     b.add_argument("--models", nargs="+", default=["vae", "dcgan", "seq2seq"], choices=["vae", "dcgan", "seq2seq"])

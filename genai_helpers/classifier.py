@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import MNIST
+from .distributed import per_example
 from .runtime import evaluating, expect_input, pick
 from .schedules import LinearDecay
 from .train import adam, epochs_for, fit, steps_per_epoch
@@ -18,11 +19,12 @@ from .i18n import _
 
 
 def random_shift(x, max_shift: int = 1):
-    """Move each image by up to `max_shift` pixels in x and y (zero padding): augmentation."""
+    """Move each image by up to `max_shift` pixels in x and y (zero padding): augmentation.
+    (Under torchrun, each image gets the shift one process would draw for it: gh.distributed.)"""
     b, __, h, w = x.shape
     m = max_shift
     padded = nn.functional.pad(x, (m, m, m, m))
-    off = torch.randint(0, 2 * m + 1, (2, b), device=x.device)
+    off = per_example(lambda n: torch.randint(0, 2 * m + 1, (2, n), device=x.device), b, dim=1)
     rows = (torch.arange(h, device=x.device) + off[0, :, None])[:, :, None]
     cols = (torch.arange(w, device=x.device) + off[1, :, None])[:, None, :]
     return padded[torch.arange(b, device=x.device)[:, None, None], 0, rows, cols].unsqueeze(1)

@@ -39,6 +39,10 @@ TROUBLES = [
     (N_("\"out of memory ... try batch_size=...\""),
      N_("The GPU ran out of memory in a step; the model is kept. Use the batch size it suggests, or "
         "GENAI_DEVICE=cpu.")),
+    (N_("\"[rank R of N] failed at step S\" (training under torchrun)"),
+     N_("That process's error follows on the same line, and torchrun has stopped the other processes (one that "
+        "noticed first says it lost a process). Fix the cause and run the same torchrun command again: training "
+        "resumes from rank 0's last checkpoint, with the same or another number of processes.")),
     (N_("\"... is not a checkpoint\" or \"... was saved from a different model\""),
      N_("The file is damaged or belongs to another model: the message names the difference. Delete the file; a "
         "chapter's own cache is set aside as *.stale.pt and retrained automatically.")),

@@ -17,6 +17,7 @@ from .checkpoint import checkpoint_path
 from .classifier import mnist_classifier
 from .data import MNIST
 from .diagnose import Diagnostics, variety
+from .distributed import is_main, per_example
 from .losses import discriminator_loss, generator_loss_nonsaturating, generator_loss_saturating
 from .metrics import classifier_features, evaluate_images, mode_coverage
 from .runtime import evaluating, expect_input, pick
@@ -40,10 +41,11 @@ class Generator(nn.Module):
     latent_dim: int
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n latent codes z ~ N(0, I) on the model's device (drawn on the CPU when seeded)."""
+        """n latent codes z ~ N(0, I) on the model's device (drawn on the CPU when seeded). Under
+        torchrun, the codes one process would draw for these examples (gh.distributed)."""
         dev = next(self.parameters()).device
         if generator is None:
-            return torch.randn(n, self.latent_dim, device=dev)
+            return per_example(lambda k: torch.randn(k, self.latent_dim, device=dev), n)
         return torch.randn(n, self.latent_dim, generator=generator).to(dev)
 
     @torch.no_grad()
@@ -336,7 +338,7 @@ def _reference(name: str, build, mnist: MNIST, plot: bool) -> TrainedGAN:
                desc=name, plot=plot)
     if monitor.records[-1]["step"] != hist.step:
         monitor(hist.step)  # the end of training
-    if (len(monitor.records), monitor.records[-1]["step"]) != recorded:  # a cache hit leaves the file alone
+    if (len(monitor.records), monitor.records[-1]["step"]) != recorded and is_main():  # a cache hit: left alone
         monitor.save(side)
     return TrainedGAN(state["G"], state["D"], hist, monitor)
 

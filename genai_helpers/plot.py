@@ -199,3 +199,39 @@ def ring_snapshots(snapshots, steps, real, centres, title: str | None = None, li
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+
+def data_parallel(world: int = 2, batch: int = 128):
+    """Data parallelism in one picture (chapter 06): the batch split into `world` shares, one copy of
+    the model per process, the gradients averaged by one all-reduce, the same step everywhere."""
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.9 * world))
+    ax.set(xlim=(0, 11), ylim=(-0.1, world + 0.35))
+    ax.axis("off")
+
+    def box(x, y, w, h, text, color):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.03", fc=color, ec="0.3", lw=0.8))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9)
+
+    def arrow(x0, x1, y, text):
+        ax.annotate("", (x1, y), (x0, y), arrowprops={"arrowstyle": "-|>", "color": "0.35"})
+        ax.text((x0 + x1) / 2, y + 0.08, text, ha="center", va="bottom", fontsize=8, color="0.25")
+
+    share = batch // world
+    for x, title in [(0.7, f"one batch of {batch}"), (3.3, "one process per GPU (or core)"),
+                     (6.55, "all-reduce"), (9.6, "the optimiser step")]:
+        ax.text(x, world + 0.12, title, ha="center", fontsize=9, weight="bold")
+    mean = "$\\bar g = \\frac{1}{%d}\\sum_r g_r$" % world
+    box(5.95, 0.05, 1.2, world - 0.2, mean + "\n\nevery process\nsends its $g_r$\nand receives $\\bar g$", "0.92")
+    for r in range(world):
+        y, color = world - 1 - r + 0.1, plt.cm.Pastel1(r % 9)
+        box(0.1, y, 1.2, 0.6, f"rows {r * share}-{(r + 1) * share - 1}", color)
+        box(2.3, y, 2.0, 0.6, f"process {r}: the model,\nforward + backward", color)
+        box(8.3, y, 2.6, 0.6, "Adam with $\\bar g$: the same\nweights in every process", color)
+        arrow(1.35, 2.25, y + 0.3, f"{share} rows")
+        arrow(4.35, 5.9, y + 0.3, f"its gradient $g_{r}$")
+        arrow(7.2, 8.25, y + 0.3, "$\\bar g$")
+    fig.tight_layout()
+    return fig

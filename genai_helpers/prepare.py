@@ -1,7 +1,8 @@
-"""Train and cache every model the course uses, so that a class starts instantly.
+"""Train and cache every model the course uses, so that a class starts instantly; or train one
+(`train`), under torchrun on several processes.
 
 Each entry calls the same function its chapter calls (same settings, same checkpoint name), so
-what `prepare` caches is exactly what the chapters load.
+what `prepare` and `train` cache is exactly what the chapters load.
 """
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import contextlib
 import importlib
 import io
 import time
+from dataclasses import asdict
 
-from .checkpoint import checkpoint_folder
+import torch
+
+from .checkpoint import CheckpointError, checkpoint_folder, read_checkpoint
 from .data import load_mnist
 from .i18n import _
+from .distributed import is_main, leave, quiet, traffic, world_size
 
 
 def _model(module: str, function: str, takes_mnist: bool = True, **kw):
@@ -39,6 +44,7 @@ MODELS = {
     "translator-lists-bottleneck": ("04", _model("seq2seq", "list_translator", False, attention=False, plot=False)),
     "cvae": ("05", _model("conditional", "reference_cvae", plot=False)),
 }
+ALIASES = {"vae": "vae16"}  # short names `train` also takes
 
 
 def _checkpoints() -> dict:
@@ -73,3 +79,35 @@ def prepare(names=None, out=print) -> list[dict]:
     out(_("{n} models ready in {folder} ({trained} trained now, {cached} already cached)").format(
         n=len(report), folder=checkpoint_folder(), trained=trained, cached=len(report) - trained))
     return report
+
+
+def train(name: str, out=print) -> dict | None:
+    """Train (or load) one model as its chapter does, with its training lines shown. Under torchrun
+    every process calls this (gh.distributed): rank 0 prints, writes the checkpoint and returns
+    what it did ({"model", "processes", "threads", "seconds", "runs", "all_reduce"}); the others
+    return None."""
+    name = ALIASES.get(name, name)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from: {', '.join([*ALIASES, *MODELS])}")
+    with quiet():  # the other ranks' lines would repeat rank 0's
+        mnist = load_mnist()
+        before, t = _checkpoints(), time.perf_counter()
+        MODELS[name][1](mnist)
+        seconds = time.perf_counter() - t
+    processes = world_size()
+    leave()
+    if not is_main():
+        return None
+    runs = []
+    for path in sorted(p for p, m in _checkpoints().items() if before.get(p) != m):
+        try:
+            hist = read_checkpoint(path)["history"]
+        except CheckpointError:  # a side file (a GAN monitor's records)
+            continue
+        runs.append({"file": str(path), "steps": hist["step"], "seconds": hist["seconds"]})
+    row = {"model": name, "processes": processes, "threads": torch.get_num_threads(),
+           "seconds": round(seconds, 2), "runs": runs, "all_reduce": asdict(traffic)}
+    what = (", ".join(f"{r['steps']} steps in {r['seconds']:.1f} s -> {r['file']}" for r in runs)
+            or f"cached in {checkpoint_folder()}")
+    out(f"{name} on {processes} process{'es' if processes > 1 else ''} x {row['threads']} threads: {what}")
+    return row

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from .i18n import _
 
+from .distributed import launched, local_rank
+
 __version__ = "0.1.0"  # the package's version (gh.__version__)
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -62,15 +64,16 @@ def data_dir() -> Path:
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    """CUDA if present, else Apple MPS, else CPU; $GENAI_DEVICE or `name` overrides."""
+    """CUDA if present, else Apple MPS, else CPU; $GENAI_DEVICE or `name` overrides. Under torchrun
+    each process takes its own GPU, cuda:LOCAL_RANK (gh.distributed)."""
     name = name or os.environ.get("GENAI_DEVICE")
-    if name:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    if not name:
+        mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        name = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None and launched():
+        return torch.device("cuda", local_rank())
+    return device
 
 
 def seed_everything(seed: int = 0) -> None:

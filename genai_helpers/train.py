@@ -11,6 +11,10 @@ boundary, model and history kept), and out-of-memory errors.
 the loop's moves (`train_step`, `verify`, `end_epoch`, ...) and the moments a watcher follows:
 `record` (per-step losses), `evaluate` (each evaluation) and `finish` (the end of the run), or
 `loaded` (a finished checkpoint, diagnosed again by the current rules).
+
+Under torchrun the same loop trains data parallel: `Run` calls the hooks of a `gh.distributed`
+`Ranks` (each rank's share of a batch, gradients and losses averaged, rank 0 prints and saves);
+outside torchrun they are a `Solo`'s, which do nothing.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from tqdm.std import tqdm
 from .diagnose import closing_report, rediagnose, report, watcher
 from .checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, mismatches, read_checkpoint,
                          restore_rng, save_checkpoint)
+from .distributed import Solo, join
 from .runtime import cpu_has_bf16, evaluating
 
 
@@ -162,15 +167,18 @@ class Run:
     The moments a watcher (diagnostics, a live plot, ...) may follow have one method each:
     `record` (per-step losses, once they are read back from the device and verified finite),
     `evaluate` (each evaluation) and `finish` (the end of the run, however it ended).
+    `ranks` (a `gh.distributed.Ranks` under torchrun) shares batches and averages across processes.
     """
 
     def __init__(self, step, data: tuple, *, state: dict, epochs: int, batch_size: int, history: History,
                  eval_fn, path: Path | None, meta: dict, checkpoint_every: int | None, seed: int,
-                 shuffle: bool, eval_every: int | None, desc: str, amp: bool, watch=None):
+                 shuffle: bool, eval_every: int | None, desc: str, amp: bool, watch=None, ranks=None,
+                 plot: bool = False):
         self.step_fn, self.data, self.state, self.epochs, self.batch_size = step, data, state, epochs, batch_size
         self.history, self.eval_fn, self.path, self.meta = history, eval_fn, path, meta
         self.checkpoint_every, self.seed, self.shuffle, self.eval_every = checkpoint_every, seed, shuffle, eval_every
         self.desc, self.watch = desc, watch  # watch: a gh.diagnose.Diagnostics, or None
+        self.ranks = ranks or Solo()
         self.device = data[0].device
         self.modules = [v for v in state.values() if isinstance(v, nn.Module)]
         self.log_every = LOG_EVERY_CUDA if self.device.type == "cuda" else 1
@@ -179,7 +187,11 @@ class Run:
         self.guard = _Guard(state)
         self.sigint = _DeferSigint()
         self.pending: list = []  # per-step loss dicts not yet read back from the device
-        self.live = self.bar = None
+        self.bar = self.live = None
+        if plot and self.ranks.main:
+            from .plot import LivePlot  # matplotlib: slow, only when drawn
+
+            self.live = LivePlot(desc)
         self.t0, self.secs0 = time.perf_counter(), history.seconds
         self.last_save = (self.t0, history.step)
         self.last_eval = history.evals[-1]["step"] if history.evals else 0
@@ -188,9 +200,10 @@ class Run:
 
     def start(self, progress: bool) -> None:
         h = self.history
-        print(f"{self.desc}: epochs {h.epoch}->{self.epochs}, {self.n_batches} steps of {self.batch_size} "
-              f"per epoch, on {self.device.type}" + (f", checkpoint {self.path}" if self.path else ""))
-        if progress:
+        self.ranks.say(f"{self.desc}: epochs {h.epoch}->{self.epochs}, {self.n_batches} steps of {self.batch_size} "
+                       f"per epoch, on {self.device.type}{self.ranks}"
+                       + (f", checkpoint {self.path}" if self.path else ""))
+        if progress and self.ranks.main:
             from .plot import DisplayLine, in_notebook  # matplotlib: slow, only when drawn
 
             self.bar = tqdm(total=(self.epochs - h.epoch) * self.n_batches - h.batch, desc=self.desc,
@@ -198,6 +211,7 @@ class Run:
                             ncols=120 if in_notebook() else None, ascii=False)
         for m in self.modules:
             m.train()
+        self.ranks.attach(self.modules)
         self.guard.take(self.position())
 
     def running(self) -> bool:
@@ -217,12 +231,13 @@ class Run:
     def train_step(self, index) -> bool:
         """One call of the step function; False when training must stop (out of memory, NaN)."""
         h = self.history
+        index = self.ranks.share(index)
         batch = tuple(t[index] for t in self.data)
         try:
-            with self.autocast:
+            with self.autocast, self.ranks.stepping():
                 losses = self.step_fn(batch[0] if len(batch) == 1 else batch)
         except Exception as e:
-            if not _oom(e):
+            if not _oom(e) or self.ranks.world > 1:  # one process cannot stop alone: the error ends the run
                 raise
             self.rewind(f"out of memory at step {h.step + 1} with batch_size={self.batch_size}: "
                         f"try batch_size={max(1, self.batch_size // 2)}")
@@ -263,7 +278,9 @@ class Run:
         self.save(force=h.epoch == self.epochs)
 
     def interrupted(self) -> None:
-        """Ctrl-C: keep the model and history at the last verified step, and save them."""
+        """Ctrl-C: keep the model and history at the last verified step, and save them (under
+        torchrun: every process stops, and a new launch resumes from the last checkpoint)."""
+        self.ranks.interrupted()
         if self.flush() is not None or not self.sigint.hit:
             self.rewind()  # interrupted inside a step, or a pending loss was bad: undo unverified steps
         h = self.history
@@ -274,6 +291,7 @@ class Run:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+        self.ranks.detach()
         for m in self.modules:
             m.eval()
 
@@ -293,8 +311,9 @@ class Run:
         h = self.history
         h.seconds = self.secs0 + time.perf_counter() - self.t0
         if self.eval_fn is not None:
+            metrics = self.ranks.average(_evaluate(self.eval_fn, self.modules))  # the mean over processes
             h.evals.append({"epoch": round(h.epoch + h.batch / self.n_batches, 3), "step": h.step,
-                            "seconds": round(h.seconds, 2), **_evaluate(self.eval_fn, self.modules)})
+                            "seconds": round(h.seconds, 2), **metrics})
             if self.watch is not None:
                 self.diagnosed(self.watch.after_eval(h.step, h.evals[-1]))
         self.last_eval = h.step
@@ -309,16 +328,17 @@ class Run:
             self.diagnosed(self.watch.at_end(h.step, h.stopped))
         if h.stopped and not h.stopped.startswith("interrupted"):
             self.save(force=True)  # the restored, last good state
+        self.ranks.wait()
         if self.live is not None:
             self.live.update(h, final=True)
         if h.stopped:
-            print(f"STOPPED: {h.stopped}" + closing_report(h))
+            self.ranks.say(f"STOPPED: {h.stopped}" + closing_report(h))
             return h
         last = {k: round(h.epoch_mean(k, steps_per_epoch=self.n_batches), 4) for k in h.losses}
         ev = ({k: round(v, 4) for k, v in h.evals[-1].items() if k not in ("epoch", "step", "seconds")}
               if h.evals else {})
-        print(f"{self.desc}: done, {h.epoch} epochs in {h.seconds:.1f} s; last epoch {last}"
-              + (f"; eval {ev}" if ev else "") + closing_report(h))
+        self.ranks.say(f"{self.desc}: done, {h.epoch} epochs in {h.seconds:.1f} s; last epoch {last}"
+                       + (f"; eval {ev}" if ev else "") + closing_report(h))
         return h
 
     def loaded(self) -> History:
@@ -328,7 +348,7 @@ class Run:
         if self.watch is not None:
             rediagnose(h)
             if h.diagnoses:
-                print(closing_report(h).lstrip("\n"))
+                self.ranks.say(closing_report(h).lstrip("\n"))
         if self.live is not None:
             self.live.update(h, final=True)
         return h
@@ -347,7 +367,8 @@ class Run:
         if not self.pending:
             return None
         keys = list(self.pending[0])
-        values = torch.stack([torch.stack([d[k].detach().float() for k in keys]) for d in self.pending]).cpu()
+        values = self.ranks.average(torch.stack([torch.stack([d[k].detach().float() for k in keys])
+                                                  for d in self.pending])).cpu()
         bad = (~torch.isfinite(values)).any(1).nonzero()
         first = self.history.step - len(self.pending)
         rows = values.tolist()
@@ -373,8 +394,8 @@ class Run:
                                    if pos is not None else "; no finite weights were left.")
 
     def save(self, force: bool = False) -> None:
-        """Write the checkpoint when it is due (or forced); only ever at a verified step."""
-        if self.path is None:
+        """Write the checkpoint when it is due (or forced); only ever at a verified step, by rank 0."""
+        if self.path is None or not self.ranks.main:
             return
         now, h = time.perf_counter(), self.history
         if not force and (h.step - self.last_save[1] < self.checkpoint_every if self.checkpoint_every
@@ -415,28 +436,27 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
     diagnose: watch the run for posterior collapse, a winning discriminator, mode collapse,
         divergence, overfitting and samples without variety, and say so once each (gh.diagnose);
         False: don't; or a gh.diagnose.Diagnostics (e.g. one that knows the run's monitor).
+    Under torchrun every process calls fit alike and trains on its share of each batch, with the
+    one-process result (gh.distributed); outside torchrun, nothing of that runs.
     """
     data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
     meta = {"config": config or {}, "batch_size": batch_size, "seed": seed,
             "data": [[list(t.shape), str(t.dtype)] for t in data]}
     path = checkpoint_path(checkpoint) if checkpoint is not None else None
-    if path is not None and history is None and path.exists():
+    ranks = join(data[0].device, batch_size)  # this process, alone or one of torchrun's
+    if ranks.main and path is not None and history is None and path.exists():
         history = _resume(path, state, meta, epochs)
-    history = history or History()
+    history = ranks.from_main(state, history or History())
     history.stopped = None
     run = Run(step, data, state=state, epochs=epochs, batch_size=batch_size, history=history,
               eval_fn=eval_fn, path=path, meta=meta, checkpoint_every=checkpoint_every, seed=seed,
               shuffle=shuffle, eval_every=eval_every, desc=desc, amp=amp,
-              watch=watcher(diagnose, history, eval_fn))
-    if plot:
-        from .plot import LivePlot  # matplotlib: slow, only when drawn
-
-        run.live = LivePlot(desc)
+              watch=watcher(diagnose, history, eval_fn), ranks=ranks, plot=plot)
     if not run.running():  # nothing left to train: a finished checkpoint
         return run.loaded()
     run.start(progress)
     try:
-        with run.sigint:
+        with run.sigint, ranks.failing(history):
             while run.running():
                 batches = run.batches()
                 while history.batch < len(batches) and run.train_step(batches[history.batch]):

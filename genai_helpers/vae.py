@@ -15,6 +15,7 @@ from .classifier import random_shift
 from .data import MNIST
 from .losses import bernoulli_nll, gaussian_kl
 from .diagnose import KL_ACTIVE_NATS, variety
+from .distributed import per_example
 from .runtime import expect_input, pick
 from .train import History, adam, epochs_for, fit
 from .i18n import _
@@ -82,8 +83,12 @@ class VAE(nn.Module):
 
 
 def reparameterize(mu, logvar):
-    """z = mu + sigma * eps with eps ~ N(0, I): a sample that gradients can flow through."""
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    """z = mu + sigma * eps with eps ~ N(0, I): a sample that gradients can flow through.
+
+    eps is torch.randn_like(mu); under torchrun, the rows one process would draw for these
+    examples (gh.distributed.per_example)."""
+    eps = per_example(lambda n: torch.randn(n, *mu.shape[1:], dtype=mu.dtype, device=mu.device), len(mu))
+    return mu + torch.exp(0.5 * logvar) * eps
 
 
 def objective(model: VAE, x, beta: float = 1.0, recon: str = "bce", y=None, terms: dict | None = None):

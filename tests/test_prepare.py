@@ -1,4 +1,5 @@
-"""`python -m genai_helpers prepare`: what it caches is what the chapters load."""
+"""`python -m genai_helpers prepare` and `train`: what they cache is what the chapters load."""
+import json
 import time
 
 import pytest
@@ -36,4 +37,28 @@ def test_prepare_names_the_models_it_knows(cache, capsys):
     assert main(["prepare", "vea16"]) == 2
     err = capsys.readouterr().err
     assert "unknown model(s) vea16" in err and "vae16" in err and "dcgan" in err
+    assert list(cache.iterdir()) == []
+
+
+def test_train_trains_one_model_into_the_file_prepare_reads(cache, monkeypatch, capsys, regression, task):
+    def tiny(mnist):  # a MODELS entry: the chapter's own training call
+        model, opt, step = task()
+        gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=2, batch_size=32,
+               checkpoint="tiny", desc="tiny", plot=False, progress=False)
+
+    monkeypatch.setitem(gh.prepare.MODELS, "tiny", ("--", tiny))
+    report = cache / "train.json"
+    assert main(["train", "tiny", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny: epochs 0->2" in out  # the training lines are shown
+    row = json.loads(report.read_text())
+    assert row["processes"] == 1 and row["all_reduce"]["calls"] == 0
+    assert [(r["file"], r["steps"]) for r in row["runs"]] == [(str(cache / "tiny-quick.pt"), 16)]
+    assert not prepare(["tiny"])[0]["trained"]  # the checkpoint prepare and the chapters read
+
+
+def test_train_names_the_models_it_knows(cache, capsys):
+    assert main(["train", "vea"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'vea'" in err and "vae, vae16" in err and "dcgan" in err
     assert list(cache.iterdir()) == []
