@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from genai_helpers.links import anchor, broken_links
+from genai_helpers.links import anchor, article_sections, broken_links, github_anchor, link_sections, section_problems
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb")) + sorted((NOTEBOOKS / "demos").glob("*.ipynb"))
@@ -24,6 +24,34 @@ def markdown(path: Path) -> list:
 def test_every_link_to_a_heading_resolves(path):
     broken = broken_links(path)
     assert not broken, f"{path.name}: links that lead nowhere: {broken}"
+
+
+REPO = NOTEBOOKS.parent
+PAGES = ALL + sorted((NOTEBOOKS / "zh").glob("*.ipynb")) + [REPO / "README.md", REPO / "README.zh.md"]
+
+
+def texts(path: Path) -> list:
+    return [c.source for c in markdown(path)] if path.suffix == ".ipynb" else [path.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_article_section_is_a_link_to_it(path):
+    """"§3.1" is a link to that heading of article/article.zh.md, and the article has that section
+    (a student reading "§8.2.4" should find it; the article's §8.2 has no subsections)."""
+    sections = article_sections()
+    problems = [p for text in texts(path) for p in section_problems(text, sections)]
+    assert not problems, f"{path.name}: {problems}"
+
+
+def test_the_article_section_rule():
+    sections = article_sections()
+    assert sections["3.1"] == github_anchor("3.1 变分自编码器（VAEs）") == "31-变分自编码器vaes"
+    assert "8.2" in sections and "8.2.4" not in sections and "1" in sections
+    linked = link_sections("The article (§2.4, §3.1) and §9.9", "../article/article.zh.md", sections)
+    assert linked.startswith("The article ([§2.4](../article/article.zh.md#24-mermaid-流程图), [§3.1](")
+    assert section_problems(linked, sections) == ["§9.9: the article has no section 9.9"]
+    assert "not a link" in section_problems("see §3.1", sections)[0]
+    assert link_sections(linked, "../article/article.zh.md", sections) == linked  # linked ones are kept
 
 
 def test_the_anchor_rule_matches_jupyterlab():
