@@ -207,29 +207,7 @@ def test_each_kind_is_reported_once():
 
 # --- fit: the hook, the switch, the History --------------------------------------------------
 
-def regression(n=256, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 4, generator=g)
-    return x, x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(n, generator=g)
-
-
-def sgd_task(lr, seed=0):
-    torch.manual_seed(seed)
-    model = nn.Linear(4, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-
-    def step(batch):
-        x, y = batch
-        loss = (model(x).squeeze(1) - y).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return {"loss": loss}
-
-    return model, opt, step
-
-
-def test_fit_diagnoses_a_too_high_learning_rate_then_nan(capsys):
+def test_fit_diagnoses_a_too_high_learning_rate_then_nan(capsys, regression, sgd_task):
     model, opt, step = sgd_task(lr=1.5)  # above 2 / the largest curvature: each step overshoots more
     hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=40, batch_size=32,
                   plot=False, progress=False)
@@ -273,7 +251,7 @@ def test_fit_diagnoses_overfitting_from_when(tmp_path, capsys):
     assert "Loaded from" in out and "⚠ overfitting (from step 10)" in out
 
 
-def test_diagnose_false_turns_it_off_and_history_round_trip(tmp_path):
+def test_diagnose_false_turns_it_off_and_history_round_trip(tmp_path, regression, sgd_task):
     model, opt, step = sgd_task(lr=1.5)
     hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=40, batch_size=32,
                   plot=False, progress=False, diagnose=False)
