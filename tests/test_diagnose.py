@@ -274,20 +274,9 @@ RING = gh.data.ring_of_gaussians(12_800, std=0.02, generator=torch.Generator().m
 CENTRES = gh.data.ring_centres()
 
 
-def ring_gan(rule="both", steps=200):
-    """Chapter 03's ring GAN (2-D latent, MLPs of 128, Adam 1e-3, beta1 0.5, batch 256). rule="flowchart":
-    the article's flowchart (§2.4, ERRATA 3): G is updated only when D calls the fakes real."""
-    torch.manual_seed(0)
-    G = gh.gan.MLPGenerator(2, (128, 128), 2)
-    D = gh.gan.MLPDiscriminator(2, (128, 128))
-    monitor = gh.gan.RingMonitor(G, D, CENTRES)
-    if rule == "both":
-        with gh.runtime.single_thread():
-            return gh.gan.train_gan(G, D, RING, steps=steps, batch_size=256, lr=1e-3, decay=0.3, eval_fn=monitor,
-                                    plot=False)
-    opt_g = gh.adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    opt_d = gh.adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
-
+def flowchart(G, D, opt_g, opt_d):
+    """The article's flowchart (§2.4, ERRATA 3) as a round of the game: G is updated only when D calls the
+    fakes real, else D; D's scores are logged."""
     def step(real):
         fake = G(G.noise(len(real)))
         with torch.no_grad():
@@ -298,10 +287,21 @@ def ring_gan(rule="both", steps=200):
             gh.gan.discriminator_step(D, opt_d, real, fake)
         return {"G_updated": (d_fake > 0.5).float(), "D(x)": d_real, "D(G(z))": d_fake}
 
+    return step
+
+
+def ring_gan(rule="both", steps=200):
+    """Chapter 03's ring GAN (2-D latent, MLPs of 128, Adam 1e-3, beta1 0.5, batch 256), trained by
+    gh.gan.train_gan: both players at every step, their learning rates decaying over the last 30%, or
+    by the article's flowchart (rule="flowchart", constant learning rates)."""
+    torch.manual_seed(0)
+    G = gh.gan.MLPGenerator(2, (128, 128), 2)
+    D = gh.gan.MLPDiscriminator(2, (128, 128))
+    monitor = gh.gan.RingMonitor(G, D, CENTRES)
+    both = rule == "both"
     with gh.runtime.single_thread():
-        return gh.fit(step, RING, state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d},
-                      epochs=gh.train.epochs_for(steps, len(RING), 256), batch_size=256, eval_fn=monitor,
-                      plot=False, progress=False)
+        return gh.gan.train_gan(G, D, RING, steps=steps, batch_size=256, lr=1e-3, decay=0.3 if both else 0.0,
+                                make_gan_step=None if both else flowchart, eval_fn=monitor, plot=False)
 
 
 def test_the_articles_flowchart_gan_is_diagnosed_as_the_discriminator_winning():
