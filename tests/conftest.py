@@ -21,11 +21,8 @@ def _regression(n=256, seed=0):
     return x, y
 
 
-def _task(seed=0, lr=0.05):
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
-    opt = gh.adam(model.parameters(), lr=lr)
-
+def _mse_step(model, opt):
+    """The step of the regression tasks: one optimiser step on the mean squared error."""
     def step(batch):
         x, y = batch
         loss = (model(x).squeeze(1) - y).pow(2).mean()
@@ -34,7 +31,21 @@ def _task(seed=0, lr=0.05):
         opt.step()
         return {"loss": loss}
 
-    return model, opt, step
+    return step
+
+
+def _task(seed=0, lr=0.05):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+    opt = gh.adam(model.parameters(), lr=lr)
+    return model, opt, _mse_step(model, opt)
+
+
+def _sgd_task(lr, seed=0):
+    torch.manual_seed(seed)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    return model, opt, _mse_step(model, opt)
 
 
 def _run(epochs, **kw):
@@ -54,6 +65,13 @@ def regression():
 def task():
     """task(seed=0, lr=0.05) -> (model, opt, step): a small MLP and its step for `gh.fit`."""
     return _task
+
+
+@pytest.fixture
+def sgd_task():
+    """sgd_task(lr, seed=0) -> (model, opt, step): a linear model under plain SGD, whose steps
+    overshoot more and more on `regression` when lr is above 2 / the largest curvature (about 1)."""
+    return _sgd_task
 
 
 @pytest.fixture

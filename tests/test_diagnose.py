@@ -207,29 +207,7 @@ def test_each_kind_is_reported_once():
 
 # --- fit: the hook, the switch, the History --------------------------------------------------
 
-def regression(n=256, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 4, generator=g)
-    return x, x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(n, generator=g)
-
-
-def sgd_task(lr, seed=0):
-    torch.manual_seed(seed)
-    model = nn.Linear(4, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-
-    def step(batch):
-        x, y = batch
-        loss = (model(x).squeeze(1) - y).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return {"loss": loss}
-
-    return model, opt, step
-
-
-def test_fit_diagnoses_a_too_high_learning_rate_then_nan(capsys):
+def test_fit_diagnoses_a_too_high_learning_rate_then_nan(capsys, regression, sgd_task):
     model, opt, step = sgd_task(lr=1.5)  # above 2 / the largest curvature: each step overshoots more
     hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=40, batch_size=32,
                   plot=False, progress=False)
@@ -273,7 +251,7 @@ def test_fit_diagnoses_overfitting_from_when(tmp_path, capsys):
     assert "Loaded from" in out and "⚠ overfitting (from step 10)" in out
 
 
-def test_diagnose_false_turns_it_off_and_history_round_trip(tmp_path):
+def test_diagnose_false_turns_it_off_and_history_round_trip(tmp_path, regression, sgd_task):
     model, opt, step = sgd_task(lr=1.5)
     hist = gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=40, batch_size=32,
                   plot=False, progress=False, diagnose=False)
@@ -296,20 +274,9 @@ RING = gh.data.ring_of_gaussians(12_800, std=0.02, generator=torch.Generator().m
 CENTRES = gh.data.ring_centres()
 
 
-def ring_gan(rule="both", steps=200):
-    """Chapter 03's ring GAN (2-D latent, MLPs of 128, Adam 1e-3, beta1 0.5, batch 256). rule="flowchart":
-    the article's flowchart (§2.4, ERRATA 3): G is updated only when D calls the fakes real."""
-    torch.manual_seed(0)
-    G = gh.gan.MLPGenerator(2, (128, 128), 2)
-    D = gh.gan.MLPDiscriminator(2, (128, 128))
-    monitor = gh.gan.RingMonitor(G, D, CENTRES)
-    if rule == "both":
-        with gh.runtime.single_thread():
-            return gh.gan.train_gan(G, D, RING, steps=steps, batch_size=256, lr=1e-3, decay=0.3, eval_fn=monitor,
-                                    plot=False)
-    opt_g = gh.adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    opt_d = gh.adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
-
+def flowchart(G, D, opt_g, opt_d):
+    """The article's flowchart (§2.4, ERRATA 3) as a round of the game: G is updated only when D calls the
+    fakes real, else D; D's scores are logged."""
     def step(real):
         fake = G(G.noise(len(real)))
         with torch.no_grad():
@@ -320,10 +287,21 @@ def ring_gan(rule="both", steps=200):
             gh.gan.discriminator_step(D, opt_d, real, fake)
         return {"G_updated": (d_fake > 0.5).float(), "D(x)": d_real, "D(G(z))": d_fake}
 
+    return step
+
+
+def ring_gan(rule="both", steps=200):
+    """Chapter 03's ring GAN (2-D latent, MLPs of 128, Adam 1e-3, beta1 0.5, batch 256), trained by
+    gh.gan.train_gan: both players at every step, their learning rates decaying over the last 30%, or
+    by the article's flowchart (rule="flowchart", constant learning rates)."""
+    torch.manual_seed(0)
+    G = gh.gan.MLPGenerator(2, (128, 128), 2)
+    D = gh.gan.MLPDiscriminator(2, (128, 128))
+    monitor = gh.gan.RingMonitor(G, D, CENTRES)
+    both = rule == "both"
     with gh.runtime.single_thread():
-        return gh.fit(step, RING, state={"G": G, "D": D, "opt_g": opt_g, "opt_d": opt_d},
-                      epochs=gh.train.epochs_for(steps, len(RING), 256), batch_size=256, eval_fn=monitor,
-                      plot=False, progress=False)
+        return gh.gan.train_gan(G, D, RING, steps=steps, batch_size=256, lr=1e-3, decay=0.3 if both else 0.0,
+                                make_gan_step=None if both else flowchart, eval_fn=monitor, plot=False)
 
 
 def test_the_articles_flowchart_gan_is_diagnosed_as_the_discriminator_winning():

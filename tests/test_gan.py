@@ -55,6 +55,38 @@ def test_make_step_returns_scalar_losses_and_decays_the_learning_rate():
         gan.make_step(G, D, og, od, loss="hinge")
 
 
+def test_train_gan_runs_your_step_inside_its_schedule():
+    """make_gan_step: a round of your own, on train_gan's optimisers, with its schedule around it."""
+    data = torch.randn(64, 2) + 2
+    seen = {}
+
+    def d_alone(G, D, opt_g, opt_d):
+        seen["lr"] = (opt_g.param_groups[0]["lr"], opt_d.param_groups[0]["lr"])
+        seen["opt_d"] = opt_d
+
+        def step(real):
+            with torch.no_grad():
+                fake = G(G.noise(len(real)))
+            return gan.discriminator_step(D, opt_d, real, fake)
+
+        return step
+
+    G, D, _, _ = tiny()
+    g_before, d_before = flat(G), flat(D)
+    hist = gan.train_gan(G, D, data, steps=8, batch_size=16, lr=1e-2, decay=0.5, make_gan_step=d_alone,
+                         plot=False, diagnose=False)
+    assert hist.step == 8 and set(hist.losses) == {"loss_D", "D(x)"} and seen["lr"] == (1e-2, 1e-2)
+    assert torch.equal(flat(G), g_before) and not torch.equal(flat(D), d_before)
+    assert seen["opt_d"].param_groups[0]["lr"] == 0  # decayed to 0 over the last half, by train_gan
+    # the package's own round, passed as yours, trains exactly as train_gan's default
+    runs = []
+    for make in (None, lambda G, D, opt_g, opt_d: gan.make_step(G, D, opt_g, opt_d)):
+        G, D, _, _ = tiny()
+        runs.append(gan.train_gan(G, D, data, steps=8, batch_size=16, decay=0.5, make_gan_step=make, plot=False,
+                                  diagnose=False).losses)
+    assert runs[0] == runs[1]
+
+
 def test_linear_decay_and_resume():
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([p], lr=1.0)
