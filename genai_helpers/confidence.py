@@ -123,7 +123,7 @@ def reliability_plot(report: Calibration, axes=None, title: str = ""):
     ax.axvline(report.threshold, color="black", lw=1, ls=":", label=f"warning below {report.threshold}")
     ax.set(xlabel="probability of the answer", ylabel="answers (log scale)",
            title=f"{report.wrong_flagged:.0%} of wrong answers warned, {report.right_flagged:.1%} of right ones")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # where the bars sit differs between a short and a long run
     if title:
         axes[0].figure.suptitle(title)
     return axes

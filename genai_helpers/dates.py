@@ -14,7 +14,7 @@ use the same characters. `typed` > 0 passes that share of the dates through the 
 `gh.typed_dates` (ordinals, abbreviations, small words, punctuation and spacing).
 
 One string, one date: month-first numeric patterns (en_US "M/d/yy") are left out, because
-"3/4/26" is 3 April in New York and 4 March everywhere else in the corpus. Four-digit years span
+"3/4/26" is 4 March in New York and 3 April everywhere else in the corpus. Four-digit years span
 1600-2399 (the Gregorian calendar, also before a country adopted it); a pattern with a two-digit
 year writes only the dates of the 100-year window 1969-2068, read with the rule of Python's
 strptime (69-99 -> 19xx, 00-68 -> 20xx), because outside one window "26" names several years.

@@ -92,9 +92,10 @@ def image_grid(x, nrow: int = 10, title: str | None = None, ax=None, labels=None
 
 
 def training_curves(history, title: str | None = None, keys=None):
-    """One panel per loss (per step, with a moving average) and one for the evaluations."""
+    """One panel per loss (per step, with a moving average) and one for the evaluations, once there are two."""
     keys = keys or list(history.losses)
     ev_keys = sorted({k for e in history.evals for k in e} - {"epoch", "step", "seconds"})
+    ev_keys = ev_keys if len(history.evals) > 1 else []  # one evaluation is a point, not a curve
     n = len(keys) + (1 if ev_keys else 0)
     fig, axes = plt.subplots(1, max(n, 1), figsize=(min(3.6 * max(n, 1), 12), 2.8), squeeze=False)
     axes = axes[0]

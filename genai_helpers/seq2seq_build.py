@@ -5,7 +5,7 @@ the model a student's attention decoder plugs into.
     model.step(y_prev, h, memory)       # your decoder's forward: (logits, new state, weights)
 
 `BuiltSeq2Seq` is the reference encoder (`gh.seq2seq.Encoder`) with the decoder you write; it has
-the methods `gh.seq2seq.greedy`, `predict`, `accuracy` and `beam_search` use (encode, start,
+the methods `gh.seq2seq.greedy`, `predict`, `exact_match_rate` and `beam_search` use (encode, start,
 step, log_probs), so every decoding function of the chapter works with it.
 """
 from __future__ import annotations

@@ -34,7 +34,7 @@ EXAMPLES = ("samedi 28 novembre 2026", "Nov 28, 2026", "2026年11月28日星期�
 
 # Pinyin for the Chinese characters of the corpus, shown where no CJK font is installed.
 PINYIN = {"年": "nián", "月": "yuè", "日": "rì", "星": "xīng", "期": "qī", "周": "zhōu", "一": "yī",
-          "二": "èr", "三": "sān", "四": "sì", "五": "wǔ", "六": "liù", "七": "qī"}
+          "二": "èr", "三": "sān", "四": "sì", "五": "wǔ", "六": "liù", "七": "qī", "号": "hào"}
 
 
 @dataclass
