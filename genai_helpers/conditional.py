@@ -187,7 +187,7 @@ def ink(images) -> torch.Tensor:
 
 @torch.no_grad()
 def draw(model, digit: int, n: int, temperature: float = 1.0) -> torch.Tensor:
-    """Exercise 5.3's reference, "draw me a 7": n images of `digit` from any conditional model with
+    """Exercise 5.4's reference, "draw me a 7": n images of `digit` from any conditional model with
     `latent_dim` and `decode(z, labels)` -> logits. z ~ N(0, temperature^2 I); pixel probabilities."""
     dev = next(model.parameters()).device
     z = temperature * torch.randn(n, model.latent_dim).to(dev)
