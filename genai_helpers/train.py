@@ -470,17 +470,24 @@ def fit(step, data, *, state: dict, epochs: int, batch_size: int, history: Histo
     return run.finish()
 
 
-def _autocast(device: torch.device, modules):
-    """bf16 autocast on CUDA; on a CPU with native bf16 (AMX) only for convolutional models,
-    where it measured 1.6x (the GRUs and small MLPs of the course get slower, so they stay fp32),
-    and not for a module whose class says `cpu_bf16 = False` (the GANs: BENCHMARKS.md)."""
+def trains_in_bf16(device: torch.device, modules) -> bool:
+    """Does `fit` (amp=True) train these modules in bf16 autocast on `device`? Always on CUDA; on a
+    CPU with native bf16 (AMX) only convolutional models, where it measured 1.6x (the GRUs and small
+    MLPs of the course get slower, so they stay fp32), and not a module whose class says
+    `cpu_bf16 = False` (the GANs: BENCHMARKS.md). Elsewhere float32."""
+    device = torch.device(device)
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return True
     layers = [layer for m in modules for layer in m.modules()]
-    if (device.type == "cpu" and any(isinstance(layer, nn.modules.conv._ConvNd) for layer in layers)
-            and all(getattr(layer, "cpu_bf16", True) for layer in layers) and cpu_has_bf16()):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return (device.type == "cpu" and any(isinstance(layer, nn.modules.conv._ConvNd) for layer in layers)
+            and all(getattr(layer, "cpu_bf16", True) for layer in layers) and cpu_has_bf16())
+
+
+def _autocast(device: torch.device, modules):
+    """The autocast context `fit` steps in: bf16 where `trains_in_bf16` says so, else none."""
+    if not trains_in_bf16(device, modules):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 @torch.no_grad()

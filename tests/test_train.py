@@ -91,6 +91,7 @@ def test_cpu_autocast_only_where_it_pays(monkeypatch, conv, cpu_bf16, expected):
     data = torch.zeros(8, 1, 28, 28) if conv else torch.zeros(8, 4)
     gh.fit(step, data, state={"model": model}, epochs=1, batch_size=4, plot=False, progress=False)
     assert seen == [expected, expected]
+    assert gh.train.trains_in_bf16(torch.device("cpu"), [model]) == expected  # what chapter 06's table says
     gh.fit(step, data, state={"model": model}, epochs=1, batch_size=4, plot=False, progress=False, amp=False)
     assert seen[2:] == [False, False]
 
