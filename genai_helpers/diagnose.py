@@ -116,6 +116,12 @@ DIVERGE_EVALS = 3
 OSC_BLOCKS = 9
 OSC_TURNS = 6
 OSC_AMPLITUDE = 0.25
+# Neither trend is judged once the loss's block mean is below SOLVED_SHARE of the run's first
+# block: a loss that fell that far has learned most of what it can, and its bounces are batch noise
+# that is large only relative to a tiny level (chapter 04's translator at 0.002 from 3.7, its
+# batches grouped by input length), not a learning rate too high for the curvature, which keeps
+# the loss from falling that far in the first place.
+SOLVED_SHARE = 0.05
 # A spike before a NaN: a logged value over SPIKE_FACTOR times the median of the run's preceding
 # values in the last SPIKE_LOOKBACK steps before the loss stopped being finite.
 SPIKE_FACTOR = 5.0
@@ -391,6 +397,8 @@ class Diagnostics:
         if "loss" not in self.log or len(self.log["loss"]) % BLOCK:
             return []
         b = self._blocks("loss")
+        if abs(b[-1]) < SOLVED_SHARE * abs(b[0]):
+            return []
         out: list[Diagnosis] = []
         last = b[-DIVERGE_BLOCKS - 1:]
         if (len(last) == DIVERGE_BLOCKS + 1 and all(y > x for x, y in zip(last, last[1:]))

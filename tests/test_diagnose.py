@@ -109,6 +109,13 @@ def test_divergence_and_oscillation_on_loss_curves():
     noisy_plateau = [1.0 + 0.05 * math.sin(i * 1.7) + (0.02 if (i // 10) % 2 else 0) for i in range(300)]
     falling = [10 * 0.99 ** i for i in range(300)]
     assert not feed(300, loss=noisy_plateau).found and not feed(300, loss=falling).found
+    # a solved task bouncing at a tiny level (chapter 04's translator): noise, not a learning rate too high
+    solved = [3.7 * 0.9 ** i for i in range(60)] + [0.002 if (i // 10) % 2 else 0.004 for i in range(120)]
+    assert not feed(180, loss=solved).found
+    solved_then_rising = [3.7 * 0.9 ** i for i in range(60)] + [0.0002 * 1.05 ** i for i in range(60)]
+    assert not feed(120, loss=solved_then_rising).found  # 0.0002 -> 0.004: still 0.1% of the start
+    assert [d.kind for d in feed(180, loss=solved[:60] + [0.4 if (i // 10) % 2 else 0.8 for i in range(120)]).found] \
+        == ["instability"]  # the same bounce at 10-20% of the start: too high a learning rate
 
 
 def test_nan_after_a_spike_and_nan_without_warning():
