@@ -96,7 +96,7 @@ def textbook_decoder(model, src, lengths, tgt_in):
     for t in range(tgt_in.size(1)):
         if model.attn is not None:
             memory = dataclasses.replace(memory, keys=model.attn.keys(memory.states))
-        out, h, _ = model.step(tgt_in[:, t], h, memory)
+        out, h, __ = model.step(tgt_in[:, t], h, memory)
         logits.append(out)
     return torch.stack(logits, 1)
 
@@ -143,7 +143,7 @@ class Pair:
         self.done["course"] += k
 
     def reached(self, q: dict) -> bool:
-        key, sign, value, _ = self.bar
+        key, sign, value, __ = self.bar
         return q[key] <= value if sign == "<=" else q[key] >= value
 
 
@@ -151,7 +151,7 @@ def compare(pair: Pair, steps: int, rounds: int = 3) -> dict:
     """Run both loops `rounds` times, interleaved, `steps` steps each round; then their quality."""
     pair.textbook(2), pair.course(2)  # warm-up: allocations, kernels, thread pools
     times = {"textbook": 0.0, "course": 0.0}
-    for _ in range(rounds):
+    for __ in range(rounds):
         times["textbook"] += _timed(lambda: pair.textbook(steps))
         times["course"] += _timed(lambda: pair.course(steps))
     samples = rounds * steps * pair.batch_size

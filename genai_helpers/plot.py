@@ -79,7 +79,7 @@ def image_grid(x, nrow: int = 10, title: str | None = None, ax=None, labels=None
         r, c = divmod(i, ncol)
         canvas[2 + r * (h + 2):2 + r * (h + 2) + h, 2 + c * (w + 2):2 + c * (w + 2) + w] = im
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(0.55 * ncol + 0.4, 11), 0.55 * rows + (0.5 if title else 0.2)))
+        __, ax = plt.subplots(figsize=(min(0.55 * ncol + 0.4, 11), 0.55 * rows + (0.5 if title else 0.2)))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     if labels is not None:
         for i, lab in enumerate(labels):
@@ -153,7 +153,7 @@ def latent_scatter(z, labels, ax=None, title: str | None = None):
     z = z.detach().float().cpu().numpy()
     labels = labels.detach().cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4.3))
+        __, ax = plt.subplots(figsize=(5, 4.3))
     sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
     plt.colorbar(sc, ax=ax, ticks=range(10), label="digit")
     ax.set_xlabel("$z_1$")
