@@ -25,6 +25,7 @@ from .classifier import CLASSIFIER_STEPS, build_classifier
 from .conditional import CLASSES, build_cvae
 from .gan import REFERENCE as _GAN
 from .gan import build_dcgan, build_mlp_gan, scaled
+from .i18n import _
 from .runtime import pick
 from .seq2seq import REFERENCE, build_seq2seq, greedy, reference_data
 from .session import device as default_device
@@ -89,7 +90,7 @@ def _timed_fit(work: Workload, steps: int) -> float:
         hist = fit(work.step, work.rows(steps * work.batch_size), state=work.state, epochs=1,
                    batch_size=work.batch_size, plot=False, progress=False, shuffle=False)
     if hist.stopped:
-        raise RuntimeError(f"{work.name}: training stopped: {hist.stopped}")
+        raise RuntimeError(_("{name}: training stopped: {reason}").format(name=work.name, reason=hist.stopped))
     return hist.seconds
 
 

@@ -576,9 +576,9 @@ class Diagnostics:
             if len(pts) < OVERFIT_EVALS + 1:
                 continue
             last = pts[-OVERFIT_EVALS - 1:]
-            gaps = [h - t for _, h, t in last]
-            trains = [t for _, _, t in last]
-            held = [h for _, h, _ in pts]
+            gaps = [h - t for s, h, t in last]
+            trains = [t for s, h, t in last]
+            held = [h for s, h, t in pts]
             grew = all(y > x for x, y in zip(gaps, gaps[1:]))
             learning = all(y < x for x, y in zip(trains, trains[1:]))
             if (grew and learning and gaps[-1] - gaps[0] > OVERFIT_GROWTH * abs(held[-1])
@@ -602,8 +602,8 @@ class Diagnostics:
         n = DIVERGE_EVALS + 1
         optimised = [x["_train_loss"] for x in self.evals if "_train_loss" in x][-n:]
         for key, rest, pts in self._paired():
-            rising = [h for _, h, _ in pts[-n:]]
-            trains = [t for _, _, t in pts[-n:]]
+            rising = [h for s, h, t in pts[-n:]]
+            trains = [t for s, h, t in pts[-n:]]
             loss = optimised if len(optimised) == n else trains
             if len(rising) == n and all(all(y > x for x, y in zip(v, v[1:])) for v in (rising, trains, loss)):
                 out += self._new("divergence", pts[-n][0], _(

@@ -12,8 +12,6 @@ import datetime as dt
 import functools
 import math
 from dataclasses import dataclass
-from importlib.util import find_spec
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,6 +23,7 @@ from matplotlib.ft2font import FT2Font
 from .confidence import UNSURE
 from .dates import Vocab, normalise
 from .i18n import _, language
+from .plot import cjk_font
 from .runtime import evaluating
 from .seq2seq import Seq2Seq, beam_search, greedy
 
@@ -135,27 +134,6 @@ def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
 
 
 # --- drawing a translation --------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """The name of a font with Chinese characters (the one the mplfonts package ships, or one
-    installed on the system), or None."""
-    spec = find_spec("mplfonts")
-    if spec and spec.origin:  # its font is registered for this process only, nothing is installed
-        path = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
-        if path.exists():
-            fm.fontManager.addfont(str(path))
-
-    for name in ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
-                 "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC",
-                 "Heiti SC", "Arial Unicode MS", "AR PL UMing CN"):
-        try:
-            fm.findfont(fm.FontProperties(family=name), fallback_to_default=False)
-            return name
-        except ValueError:
-            continue
-    return None
-
 
 @functools.lru_cache(maxsize=1)
 def _drawable() -> frozenset:
