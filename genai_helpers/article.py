@@ -17,6 +17,8 @@ import re
 
 import numpy as np
 
+from .i18n import _
+
 
 def import_keras():
     """Import Keras 3 on the PyTorch backend (KERAS_BACKEND=torch); returns the module."""
@@ -24,8 +26,9 @@ def import_keras():
     import keras
 
     if keras.backend.backend() != "torch":
-        raise RuntimeError(f"Keras was imported with the {keras.backend.backend()!r} backend before this call; "
-                           "restart the kernel (KERAS_BACKEND=torch must be set before `import keras`)")
+        raise RuntimeError(_("Keras was imported with the {backend!r} backend before this call; restart the kernel "
+                             "(KERAS_BACKEND=torch must be set before `import keras`)").format(
+            backend=keras.backend.backend()))
     return keras
 
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from .data import load_mnist
 from .gan import REFERENCE as GAN_REFERENCE
 from .gan import build_dcgan, scaled
+from .i18n import _
 from .classifier import mnist_classifier
 from .metrics import classifier_features, evaluate_images
 from .runtime import evaluating, is_quick, pick
@@ -68,7 +69,8 @@ def course_loop(step, data, state: dict, batch_size: int, steps: int, shuffle: b
     device), without checkpoint or display."""
     data, rows = (data if isinstance(data, tuple) else (data,)), steps * batch_size
     if len(data[0]) < rows:
-        raise ValueError(f"need {rows} rows for {steps} steps of {batch_size}, have {len(data[0])}")
+        raise ValueError(_("need {rows} rows for {steps} steps of {batch_size}, have {have}").format(
+            rows=rows, steps=steps, batch_size=batch_size, have=len(data[0])))
     with contextlib.redirect_stdout(io.StringIO()):  # fit's start and end lines
         return fit(step, tuple(t[:rows] for t in data), state=state, epochs=1, batch_size=batch_size,
                    plot=False, progress=False, shuffle=shuffle)
@@ -96,7 +98,7 @@ def textbook_decoder(model, src, lengths, tgt_in):
     for t in range(tgt_in.size(1)):
         if model.attn is not None:
             memory = dataclasses.replace(memory, keys=model.attn.keys(memory.states))
-        out, h, _ = model.step(tgt_in[:, t], h, memory)
+        out, h, __ = model.step(tgt_in[:, t], h, memory)
         logits.append(out)
     return torch.stack(logits, 1)
 
@@ -143,7 +145,7 @@ class Pair:
         self.done["course"] += k
 
     def reached(self, q: dict) -> bool:
-        key, sign, value, _ = self.bar
+        key, sign, value, __ = self.bar
         return q[key] <= value if sign == "<=" else q[key] >= value
 
 
@@ -151,7 +153,7 @@ def compare(pair: Pair, steps: int, rounds: int = 3) -> dict:
     """Run both loops `rounds` times, interleaved, `steps` steps each round; then their quality."""
     pair.textbook(2), pair.course(2)  # warm-up: allocations, kernels, thread pools
     times = {"textbook": 0.0, "course": 0.0}
-    for _ in range(rounds):
+    for __ in range(rounds):
         times["textbook"] += _timed(lambda: pair.textbook(steps))
         times["course"] += _timed(lambda: pair.course(steps))
     samples = rounds * steps * pair.batch_size
@@ -181,7 +183,7 @@ def race(pair: Pair, every: int, max_steps: int) -> dict:
 
 
 def vae_pair(mnist, batch_size: int = 128) -> Pair:
-    tb_model, _, tb_step = vae_parts(device=mnist.device, fast=False)
+    tb_model, __, tb_step = vae_parts(device=mnist.device, fast=False)
     co_model, co_opt, co_step = vae_parts(device=mnist.device, fast=True)
     models = {"textbook": tb_model, "course": co_model}
 
@@ -203,7 +205,7 @@ class _Scaled(ItemDataset):
 
 
 def dcgan_pair(mnist, batch_size: int = 64) -> Pair:
-    (tg, *_), tb_step = dcgan_parts(device=mnist.device, fast=False)
+    (tg, *__), tb_step = dcgan_parts(device=mnist.device, fast=False)
     (cg, cd, cog, cod), co_step = dcgan_parts(device=mnist.device, fast=True)
     classifier = mnist_classifier(mnist)
     reference = classifier_features(classifier, mnist.test_x)
@@ -221,7 +223,7 @@ def dcgan_pair(mnist, batch_size: int = 64) -> Pair:
 
 def seq2seq_pair(batch_size: int = 128, n_train: int = 40_000) -> Pair:
     data = date_data(n_train, n_test=2000)
-    tb_model, _, tb_step = seq2seq_parts(data, fast=False)
+    tb_model, __, tb_step = seq2seq_parts(data, fast=False)
     co_model, co_opt, co_step = seq2seq_parts(data, fast=True)
     src, lengths, tgt = data["train"]
     bucketed = tuple(t[length_buckets(lengths, batch_size)] for t in data["train"])
@@ -280,16 +282,19 @@ def run(steps: int | None = None, models=("vae", "dcgan", "seq2seq"), races: boo
         row = compare(pairs[name](), steps)
         numbers["throughput"].append(row)
         q = row["quality"]
-        out(f"{row['model']:32s} textbook {row['textbook_samples_per_s']:8.0f}/s   course "
-            f"{row['course_samples_per_s']:8.0f}/s   x{row['speedup']:.2f}   after {row['steps']} steps: "
-            f"textbook {q['textbook']}, course {q['course']}")
+        out(_("{model:32s} textbook {textbook:8.0f}/s   course {course:8.0f}/s   x{speedup:.2f}   after {steps} "
+              "steps: textbook {textbook_quality}, course {course_quality}").format(
+            model=row["model"], textbook=row["textbook_samples_per_s"], course=row["course_samples_per_s"],
+            speedup=row["speedup"], steps=row["steps"], textbook_quality=q["textbook"], course_quality=q["course"]))
     for name in models if races else ():
         every, most = RACE[name] if not is_quick() else (max(1, steps), 3 * steps)
         row = race(pairs[name](), every, most)
         numbers["time_to_quality"].append(row)
         t, c = row["textbook"], row["course"]
-        out(f"{row['model']:32s} to {row['bar']}: textbook {t['seconds']} s ({t['steps']} steps, "
-            f"{'reached' if t['reached'] else 'not reached'}), course {c['seconds']} s ({c['steps']} steps, "
-            f"{'reached' if c['reached'] else 'not reached'})"
+        out(_("{model:32s} to {bar}: textbook {textbook} s ({textbook_steps} steps, {textbook_reached}), course "
+              "{course} s ({course_steps} steps, {course_reached})").format(
+            model=row["model"], bar=row["bar"], textbook=t["seconds"], textbook_steps=t["steps"],
+            textbook_reached=_("reached") if t["reached"] else _("not reached"), course=c["seconds"],
+            course_steps=c["steps"], course_reached=_("reached") if c["reached"] else _("not reached"))
             + (f"   x{row['speedup']:.2f}" if row["speedup"] else ""))
     return numbers

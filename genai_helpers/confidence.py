@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .i18n import _
+from .plot import cjk_fallback
 from .runtime import evaluating
 from .seq2seq import Seq2Seq, exact_match, predict
 
@@ -44,7 +46,7 @@ def expected_calibration_error(prob, correct, n_bins: int = ECE_BINS) -> float:
     prob = torch.as_tensor(prob, dtype=torch.float32).cpu()
     correct = torch.as_tensor(correct).cpu().long()
     if prob.numel() == 0:
-        raise ValueError("no answers to measure: give at least one probability and its correctness")
+        raise ValueError(_("no answers to measure: give at least one probability and its correctness"))
     return float(binary_calibration_error(prob.clamp(0, 1), correct, n_bins=n_bins, norm="l1"))
 
 
@@ -103,26 +105,29 @@ def calibration(model: Seq2Seq, data: tuple, beam: int = 1, threshold: float = U
 def reliability_plot(report: Calibration, axes=None, title: str = ""):
     """Left: accuracy against probability per bin (a calibrated model sits on the diagonal), the
     number of answers written at each point. Right: how many right and wrong answers get each
-    probability (log scale), and the warning threshold."""
+    probability (log scale), and the warning threshold. Its words are in the course's language."""
+    cjk_fallback()  # Chinese labels need the CJK font
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        __, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     ax = axes[0]
     conf, acc, count = map(np.array, zip(*report.bins()))
-    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label=_("calibrated"))
     ax.scatter(conf, acc, s=20 + 80 * np.log10(count) / max(np.log10(count.max()), 1), zorder=3,
-               label="one bin of answers")
+               label=_("one bin of answers"))
     for c, a, n in zip(conf, acc, count):
         ax.annotate(f"{n:,}", (c, a), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    ax.set(xlim=(0, 1.02), ylim=(0, 1.05), xlabel="probability of the answer", ylabel="share right",
-           title=f"reliability: ECE {report.ece:.4f}")
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.05), xlabel=_("probability of the answer"), ylabel=_("share right"),
+           title=_("reliability: ECE {ece:.4f}").format(ece=report.ece))
     ax.legend(loc="upper left", fontsize=8)
     ax = axes[1]
     edges = np.linspace(0, 1, 41)
-    ax.hist(report.prob[report.correct].numpy(), bins=edges, log=True, alpha=0.7, label="right answers")
-    ax.hist(report.prob[~report.correct].numpy(), bins=edges, log=True, alpha=0.8, label="wrong answers")
-    ax.axvline(report.threshold, color="black", lw=1, ls=":", label=f"warning below {report.threshold}")
-    ax.set(xlabel="probability of the answer", ylabel="answers (log scale)",
-           title=f"{report.wrong_flagged:.0%} of wrong answers warned, {report.right_flagged:.1%} of right ones")
+    ax.hist(report.prob[report.correct].numpy(), bins=edges, log=True, alpha=0.7, label=_("right answers"))
+    ax.hist(report.prob[~report.correct].numpy(), bins=edges, log=True, alpha=0.8, label=_("wrong answers"))
+    ax.axvline(report.threshold, color="black", lw=1, ls=":",
+               label=_("warning below {threshold}").format(threshold=report.threshold))
+    ax.set(xlabel=_("probability of the answer"), ylabel=_("answers (log scale)"),
+           title=_("{wrong:.0%} of wrong answers warned, {right:.1%} of right ones").format(
+               wrong=report.wrong_flagged, right=report.right_flagged))
     ax.legend(loc="best", fontsize=8)  # where the bars sit differs between a short and a long run
     if title:
         axes[0].figure.suptitle(title)

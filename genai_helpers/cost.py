@@ -25,6 +25,7 @@ from .classifier import CLASSIFIER_STEPS, build_classifier
 from .conditional import CLASSES, build_cvae
 from .gan import REFERENCE as _GAN
 from .gan import build_dcgan, build_mlp_gan, scaled
+from .i18n import _
 from .runtime import pick
 from .seq2seq import REFERENCE, build_seq2seq, greedy, reference_data
 from .session import device as default_device
@@ -89,7 +90,7 @@ def _timed_fit(work: Workload, steps: int) -> float:
         hist = fit(work.step, work.rows(steps * work.batch_size), state=work.state, epochs=1,
                    batch_size=work.batch_size, plot=False, progress=False, shuffle=False)
     if hist.stopped:
-        raise RuntimeError(f"{work.name}: training stopped: {hist.stopped}")
+        raise RuntimeError(_("{name}: training stopped: {reason}").format(name=work.name, reason=hist.stopped))
     return hist.seconds
 
 
@@ -106,7 +107,7 @@ def throughput(works: dict, steps: int = 20, warmup: int = 3, repeats: int = 3,
     for name, w in works.items():
         t = _timed_fit(w, warmup)  # first steps allocate memory and pick kernels: not counted
         plan[name] = max(2, round(seconds * warmup / max(t, 1e-6))) if seconds else steps
-    for _ in range(repeats):
+    for __ in range(repeats):
         for name, w in works.items():
             best[name] = max(best[name], plan[name] * w.batch_size / _timed_fit(w, plan[name]))
     return best
@@ -118,7 +119,7 @@ def matmul_rate(n: int = 1024, repeats: int = 5, device=None, dtype=torch.float3
     dev = torch.device(device) if device is not None else default_device()
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
     best = float("inf")
-    for _ in range(repeats + 1):  # the first is a warm-up
+    for __ in range(repeats + 1):  # the first is a warm-up
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
@@ -167,7 +168,7 @@ def seq2seq_workload(data, attention: bool = True, batch_size: int = 128) -> Wor
     model = state["model"]
 
     def translate(n):
-        s, lengths, _ = (t[:n] for t in data["test"])
+        s, lengths, __ = (t[:n] for t in data["test"])
         return greedy(model, s[:, :int(lengths.max())], lengths)
 
     name = "Seq2Seq + attention (ch. 04)" if attention else "Seq2Seq bottleneck (ch. 04)"

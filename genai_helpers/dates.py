@@ -32,6 +32,7 @@ from babel import Locale
 from babel import dates as babel_dates
 
 from . import typed_dates
+from .i18n import _
 from .session import device as default_device
 from .typed_dates import Token
 
@@ -77,7 +78,8 @@ def _compile(locale: str, pattern: str, origin: str = "cldr") -> Format:
         if kind == "chars" or value[0] in "yMLdEc":
             parts.append(value)
         else:
-            raise ValueError(f"{locale} pattern {pattern!r}: field {value} is not a date field")
+            raise ValueError(_("{locale} pattern {pattern!r}: field {field} is not a date field").format(
+                locale=locale, pattern=pattern, field=value))
     fields = {p[0]: p[1] for p in parts if isinstance(p, tuple)}
     m = fields.get("M", fields.get("L", 0))
     kind = ("weekday" if "E" in fields or "c" in fields else
@@ -138,13 +140,14 @@ class DateCorpus:
     def __post_init__(self):
         self.locales = tuple(self.locales)
         if not self.locales:
-            raise ValueError("give at least one locale, e.g. DateCorpus(('en_US', 'fr_FR'))")
+            raise ValueError(_("give at least one locale, e.g. DateCorpus(('en_US', 'fr_FR'))"))
         lo, hi = self.window
         if hi.year - lo.year >= 100:
-            raise ValueError("two-digit years are only unambiguous within 100 years: "
-                             f"the window {lo} to {hi} is too long")
+            raise ValueError(_("two-digit years are only unambiguous within 100 years: the window {first} to {last} "
+                               "is too long").format(first=lo, last=hi))
         if not self.first <= lo <= hi <= self.last:
-            raise ValueError(f"the two-digit-year window {lo} to {hi} must lie within {self.first} to {self.last}")
+            raise ValueError(_("the two-digit-year window {first} to {last} must lie within {start} to {end}").format(
+                first=lo, last=hi, start=self.first, end=self.last))
         self.formats, self.dropped = [], []
         for loc in self.locales:
             used, dropped = locale_formats(loc)
@@ -226,7 +229,7 @@ class DateCorpus:
         rng = np.random.default_rng(seed)
         days = np.asarray(days)
         if not len(days):
-            raise ValueError("no days to draw dates from: give day numbers, e.g. corpus.split()['test']")
+            raise ValueError(_("no days to draw dates from: give day numbers, e.g. corpus.split()['test']"))
         short = days[(days >= self.window_days[0]) & (days <= self.window_days[-1])]  # the window's days
         fmt = self._pick_formats(rng, n, two_digit=len(short) > 0)
         two = np.array([f.two_digit_year for f in self.formats], dtype=bool)[fmt]
@@ -290,7 +293,7 @@ class Vocab:
 
     def __init__(self, chars: str):
         if len(set(chars)) != len(chars):
-            raise ValueError("the characters of a vocabulary must be distinct")
+            raise ValueError(_("the characters of a vocabulary must be distinct"))
         self.chars = chars
         self.itos = list(self.SPECIALS) + list(chars)
         self.stoi = {c: i for i, c in enumerate(self.itos) if i >= len(self.SPECIALS)}
@@ -398,7 +401,7 @@ def date_data(n_train: int, n_test: int = 10_000, seed: int = 0, device=None, ma
         p = (corpus.sample_lists(n, days, max_dates, seed=seed * 100 + i, typed=share) if lists else
              corpus.sample(n, days, seed=seed * 100 + i, typed=share))
         src, lengths = src_vocab.encode(p.src)
-        tgt, _ = tgt_vocab.encode(p.tgt, end=True)
+        tgt, __ = tgt_vocab.encode(p.tgt, end=True)
         pairs[name] = p
         tensors[name] = (src.to(dev), lengths.to(dev), tgt.to(dev))
     return DateData(corpus, src_vocab, tgt_vocab, pairs, tensors, typed)

@@ -25,9 +25,12 @@ missing modes or digits, and reads an MNIST monitor's records, which fit does no
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import torch
+
+from .i18n import LANGUAGES, N_, _
 
 # --- thresholds: each with the reason for its value -------------------------------------------
 
@@ -139,22 +142,43 @@ SPIKE_LOOKBACK = 20
 OVERFIT_EVALS = 3
 OVERFIT_GROWTH = 0.02
 
-TITLES = {
-    "posterior_collapse": "posterior collapse",
-    "discriminator_wins": "the discriminator wins",
-    "mode_collapse": "mode collapse",
-    "divergence": "divergence",
-    "instability": "unstable loss",
-    "overfitting": "overfitting",
-    "no_variety": "no variety",
+TITLES = {  # kind -> its title (shown with `_()`, in the language of the moment)
+    "posterior_collapse": N_("posterior collapse"),
+    "discriminator_wins": N_("the discriminator wins"),
+    "mode_collapse": N_("mode collapse"),
+    "divergence": N_("divergence"),
+    "instability": N_("unstable loss"),
+    "overfitting": N_("overfitting"),
+    "no_variety": N_("no variety"),
 }
+# What a mode-collapse message counts: the ring's modes, or MNIST's digits (a monitor's classes).
+COUNTED = {"modes": N_("modes"), "digits": N_("digits")}
 
 _HELD_OUT = ("test_", "val_", "valid_", "validation_", "held_out_", "heldout_")
 _NOT_LOSSES = ("acc", "accuracy", "bleu", "match", "exact", "chars", "score", "share", "modes",
                "quality", "variety", "inception", "precision", "recall")
 
 
-NO_DIAGNOSIS = "no diagnosis: fit saw none of the failures it watches for"
+NO_DIAGNOSIS = N_("no diagnosis: fit saw none of the failures it watches for")
+# How fit says that it stopped because a loss was NaN or inf (`History.stopped`, written by
+# `gh.train`); `at_end` recognises it in any language of the course (`stopped_not_finite`).
+NOT_FINITE = N_("the loss is not finite at step {step} ({detail})")
+
+
+def title(kind: str) -> str:
+    """The title of a diagnosis kind, in the current language (an unknown kind: itself)."""
+    return _(TITLES[kind]) if kind in TITLES else kind
+
+
+def _template(message: str) -> re.Pattern:
+    """A message with placeholders as a pattern that matches what it formats to (from the start)."""
+    return re.compile(".*?".join(re.escape(part) for part in re.split(r"\{[^{}]*\}", message)), re.S)
+
+
+def stopped_not_finite(stopped: str | None) -> bool:
+    """Whether a run stopped because a loss was not finite (NOT_FINITE, in whichever language the
+    run was in: a History saved in Chinese may be diagnosed again in English)."""
+    return bool(stopped) and any(_template(_(NOT_FINITE, lang)).match(stopped) for lang in LANGUAGES)
 
 
 @dataclass
@@ -169,12 +193,14 @@ class Diagnosis:
 
     @property
     def title(self) -> str:
-        return TITLES.get(self.kind, self.kind)
+        return title(self.kind)
 
     def __str__(self) -> str:
         if self.recovered is not None:
-            return f"✓ {self.title}, recovered (from step {self.step} to step {self.recovered}): {self.message}"
-        return f"⚠ {self.title} (from step {self.step}): {self.message}"
+            return _("✓ {title}, recovered (from step {step} to step {recovered}): {message}").format(
+                title=self.title, step=self.step, recovered=self.recovered, message=self.message)
+        return _("⚠ {title} (from step {step}): {message}").format(
+            title=self.title, step=self.step, message=self.message)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -263,7 +289,7 @@ class Diagnostics:
 
     def at_end(self, step: int, stopped: str | None = None) -> list[Diagnosis]:
         out: list[Diagnosis] = []
-        if stopped and "not finite" in stopped:
+        if stopped_not_finite(stopped):
             out += self._nan(step)
         out += self._mode_floor(step) + self._posterior_collapse(step, end=True)
         return out
@@ -330,19 +356,20 @@ class Diagnostics:
         since, n = self.collapse
         if "kl_active" in self.log:
             inactive = 1 - max(self.log["kl_active"][-n:])
-            share = ("all the latent dimensions are inactive" if inactive >= 1 else
-                     f"at least {inactive:.0%} of the latent dimensions are inactive")
+            share = (_("all the latent dimensions are inactive") if inactive >= 1 else
+                     _("at least {share:.0%} of the latent dimensions are inactive").format(share=inactive))
         else:
             kl = _mean(self.log["kl"][-n:])
-            share = f"the KL term is {kl:.2g} nats per example: (almost) all latent dimensions are inactive"
-        return self._new("posterior_collapse", since, (
-            f"{share} (KL under {KL_ACTIVE_NATS} nats each) at every one of the {n} steps since step {since}"
-            f"{' (the end of training)' if end else ''}: the encoder "
-            "says the same thing for every input and the decoder ignores z, so samples will not vary "
+            share = _("the KL term is {kl:.2g} nats per example: (almost) all latent dimensions are inactive").format(
+                kl=kl)
+        return self._new("posterior_collapse", since, _(
+            "{share} (KL under {cutoff} nats each) at every one of the {n} steps since step {since}{end}: the "
+            "encoder says the same thing for every input and the decoder ignores z, so samples will not vary "
             "with z. Usual causes: a reconstruction term averaged over pixels instead of summed (the "
             "article's mean-MSE loss, ERRATA 5: it is 784 times too weak against the KL), a too-strong "
             "KL weight (beta > 1, or no KL warm-up), a decoder powerful enough to ignore z. Try: sum the "
-            "reconstruction over pixels (gh.losses.bernoulli_nll), beta = 1 or a warm-up from 0."))
+            "reconstruction over pixels (gh.losses.bernoulli_nll), beta = 1 or a warm-up from 0.").format(
+            share=share, cutoff=KL_ACTIVE_NATS, n=n, since=since, end=_(" (the end of training)") if end else ""))
 
     def _track_discriminator(self, step, losses) -> list[Diagnosis]:
         """A reported winning discriminator recovers after RECOVER_STEPS steps in a row at which it
@@ -364,12 +391,13 @@ class Diagnostics:
         fake = self._window("D(G(z))", n) or self._window("d_fake", n)
         if real is not None and fake is not None:
             return (_mean(real) > D_REAL_HIGH and _mean(fake) < D_FAKE_LOW,
-                    f"D(x) = {_mean(real):.2f} on real data and D(G(z)) = {_mean(fake):.3f} on fakes")
+                    _("D(x) = {real:.2f} on real data and D(G(z)) = {fake:.3f} on fakes").format(
+                        real=_mean(real), fake=_mean(fake)))
         loss_d = self._window("loss_D", n)
         if loss_d is None:
             return None
         return (_mean(loss_d) < D_WINS_LOSS,
-                f"D's loss is {_mean(loss_d):.3f} nats (it tells real from fake almost perfectly)")
+                _("D's loss is {loss:.3f} nats (it tells real from fake almost perfectly)").format(loss=_mean(loss_d)))
 
     def _discriminator_wins(self, step) -> list[Diagnosis]:
         n = D_WINS_STEPS
@@ -380,14 +408,14 @@ class Diagnostics:
         loss_g = self._window("loss_G", n)
         if loss_g is not None and _mean(loss_g[n // 2:]) < _mean(loss_g[:n // 2]) - 0.01 * abs(_mean(loss_g)):
             return []  # G is catching up
-        climbs = ", while G's loss climbs or stays high" if loss_g is not None else ""
-        return self._new("discriminator_wins", self._step_at(n), (
-            f"over the {n} steps from step {self._step_at(n)} to step {step}, {scores}{climbs}: the "
-            "discriminator wins and G gets almost no "
-            "useful gradient (its samples stop improving). Try: the non-saturating generator loss "
+        climbs = _(", while G's loss climbs or stays high") if loss_g is not None else ""
+        return self._new("discriminator_wins", self._step_at(n), _(
+            "over the {n} steps from step {first} to step {step}, {scores}{climbs}: the discriminator wins and G "
+            "gets almost no useful gradient (its samples stop improving). Try: the non-saturating generator loss "
             "-log D(G(z)) (ERRATA 11), update G at every step (never only when D is fooled: the "
             "article's flowchart, ERRATA 3), fewer D steps per G step, a lower learning rate for D, "
-            "one-sided label smoothing (real labels 0.9), dropout or noise in D."))
+            "one-sided label smoothing (real labels 0.9), dropout or noise in D.").format(
+            n=n, first=self._step_at(n), step=step, scores=scores, climbs=climbs))
 
     def _blocks(self, key: str) -> list[float]:
         v = self.log.get(key, [])
@@ -403,22 +431,22 @@ class Diagnostics:
         last = b[-DIVERGE_BLOCKS - 1:]
         if (len(last) == DIVERGE_BLOCKS + 1 and all(y > x for x, y in zip(last, last[1:]))
                 and last[-1] - last[0] > DIVERGE_RISE * max(abs(last[0]), 1e-8)):
-            out += self._new("divergence", self._step_at(BLOCK * (DIVERGE_BLOCKS + 1)), (
-                f"the training loss rose over the last {BLOCK * DIVERGE_BLOCKS} steps, from "
-                f"{last[0]:.4g} to {last[-1]:.4g}: training is diverging. Try: a lower learning rate "
-                "(divide it by 3 to 10), gradient clipping (torch.nn.utils.clip_grad_norm_), check the "
-                "loss's sign and that the optimiser steps the right parameters."))
+            out += self._new("divergence", self._step_at(BLOCK * (DIVERGE_BLOCKS + 1)), _(
+                "the training loss rose over the last {n} steps, from {first:.4g} to {last:.4g}: training is "
+                "diverging. Try: a lower learning rate (divide it by 3 to 10), gradient clipping "
+                "(torch.nn.utils.clip_grad_norm_), check the loss's sign and that the optimiser steps the right "
+                "parameters.").format(n=BLOCK * DIVERGE_BLOCKS, first=last[0], last=last[-1]))
         last = b[-OSC_BLOCKS:]
         if len(last) == OSC_BLOCKS:
             d = [y - x for x, y in zip(last, last[1:])]
             turns = sum(1 for x, y in zip(d, d[1:]) if x * y < 0)
             level = _mean([abs(x) for x in last])
             if turns >= OSC_TURNS and _mean([abs(x) for x in d]) > OSC_AMPLITUDE * max(level, 1e-8):
-                out += self._new("instability", self._step_at(BLOCK * OSC_BLOCKS), (
-                    f"the training loss oscillates: over the last {BLOCK * OSC_BLOCKS} steps it changed "
-                    f"direction {turns} times, by {_mean([abs(x) for x in d]):.3g} on average around "
-                    f"{level:.3g}: the learning rate is too high for this model. Try: a learning rate 3 "
-                    "to 10 times lower, a larger batch, or a schedule that decays the learning rate."))
+                out += self._new("instability", self._step_at(BLOCK * OSC_BLOCKS), _(
+                    "the training loss oscillates: over the last {n} steps it changed direction {turns} times, by "
+                    "{jump:.3g} on average around {level:.3g}: the learning rate is too high for this model. Try: a "
+                    "learning rate 3 to 10 times lower, a larger batch, or a schedule that decays the learning "
+                    "rate.").format(n=BLOCK * OSC_BLOCKS, turns=turns, jump=_mean([abs(x) for x in d]), level=level))
         return out
 
     def _nan(self, step) -> list[Diagnosis]:
@@ -431,17 +459,18 @@ class Diagnostics:
             top = max(range(len(recent)), key=lambda i: abs(recent[i]))
             if abs(recent[top]) > SPIKE_FACTOR * max(med, 1e-8):
                 at = self.steps[len(self.steps) - len(recent) + top]
-                return self._new("divergence", at, (
-                    f"{key} spiked to {recent[top]:.4g} at step {at} (its usual level was about {med:.3g}) "
-                    f"and then stopped being a number (NaN or inf) after step {self.steps[-1]}: the "
-                    "updates grew until they overflowed. Try: a learning rate 3 to 10 times lower, "
-                    "gradient clipping (torch.nn.utils.clip_grad_norm_), and in a loss written by hand "
-                    "log-probabilities from logits (log_softmax, BCE with logits) instead of log(p)."))
-        return self._new("divergence", step, (
-            f"the loss stopped being a number (NaN or inf) after step {step} without rising first: "
+                return self._new("divergence", at, _(
+                    "{key} spiked to {value:.4g} at step {step} (its usual level was about {usual:.3g}) and then "
+                    "stopped being a number (NaN or inf) after step {last}: the updates grew until they "
+                    "overflowed. Try: a learning rate 3 to 10 times lower, gradient clipping "
+                    "(torch.nn.utils.clip_grad_norm_), and in a loss written by hand log-probabilities from "
+                    "logits (log_softmax, BCE with logits) instead of log(p).").format(
+                    key=key, value=recent[top], step=at, usual=med, last=self.steps[-1]))
+        return self._new("divergence", step, _(
+            "the loss stopped being a number (NaN or inf) after step {step} without rising first: "
             "usually log(0), a division by zero, sqrt or log of a negative number in the loss, or a "
             "NaN in the data. Try: compute log-probabilities from logits (log_softmax, BCE with logits), "
-            "add a small epsilon, check the data with torch.isfinite."))
+            "add a small epsilon, check the data with torch.isfinite.").format(step=step))
 
     # --- detectors on evaluations -------------------------------------------------------------
 
@@ -486,14 +515,19 @@ class Diagnostics:
         if self.lost_streak[what] < MODE_PERSIST:
             return out
         since = self.evals[-MODE_PERSIST]["_step"]
-        names = (f": {what} {', '.join(map(str, lost_names))} are no longer generated" if lost_names
-                 else f": {lost} fewer {what} than before")
-        return out + self._new("mode_collapse", since, (
-            f"the generator covers {len(covered)}{'/' + str(total) if total else ''} {what} now, and "
-            f"lost {lost} it covered earlier{names} (for {MODE_PERSIST} evaluations in a row). Its samples "
-            "may each look fine, but it stopped producing part of the data. Try: PacGAN (gh.gan.Packed, "
-            "D judges packs of samples), a lower learning rate or a decay at the end, the "
-            "non-saturating loss; a smaller latent space also helps on toy data."))
+        counted = _(COUNTED[what])
+        if lost_names:
+            names = _(": {what} {names} are no longer generated").format(
+                what=counted, names=", ".join(map(str, lost_names)))
+        else:
+            names = _(": {n} fewer {what} than before").format(n=lost, what=counted)
+        return out + self._new("mode_collapse", since, _(
+            "the generator covers {covered} {what} now, and lost {lost} it covered earlier{names} (for {evals} "
+            "evaluations in a row). Its samples may each look fine, but it stopped producing part of the data. "
+            "Try: PacGAN (gh.gan.Packed, D judges packs of samples), a lower learning rate or a decay at the end, "
+            "the non-saturating loss; a smaller latent space also helps on toy data.").format(
+            covered=f"{len(covered)}/{total}" if total else len(covered), what=counted, lost=lost, names=names,
+            evals=MODE_PERSIST))
 
     def _mode_floor(self, step) -> list[Diagnosis]:
         last = [e for e in self.evals if "_covered" in e][-2:]
@@ -503,11 +537,12 @@ class Diagnostics:
         if all(len(e["_covered"]) < MODE_FLOOR_SHARE * total
                and e.get("high_quality", 0.0) >= MODE_FLOOR_QUALITY for e in last):
             missing = sorted(set(range(total)) - last[-1]["_covered"])
-            return self._new("mode_collapse", last[0]["_step"], (
-                f"at the end the generator covers only {len(last[-1]['_covered'])}/{total} {what} "
-                f"although {last[-1]['high_quality']:.0%} of its samples are sharp "
-                f"(missing: {', '.join(map(str, missing))}): mode collapse. Try: PacGAN (gh.gan.Packed), "
-                "a lower learning rate or a decay at the end, the non-saturating loss."))
+            return self._new("mode_collapse", last[0]["_step"], _(
+                "at the end the generator covers only {covered}/{total} {what} although {sharp:.0%} of its "
+                "samples are sharp (missing: {missing}): mode collapse. Try: PacGAN (gh.gan.Packed), a lower "
+                "learning rate or a decay at the end, the non-saturating loss.").format(
+                covered=len(last[-1]["_covered"]), total=total, what=_(COUNTED[what]),
+                sharp=last[-1]["high_quality"], missing=", ".join(map(str, missing))))
         return []
 
     def _no_variety(self, step, m) -> list[Diagnosis]:
@@ -522,11 +557,12 @@ class Diagnostics:
         if self.low_variety < VARIETY_PERSIST:
             return out
         since = self.evals[-VARIETY_PERSIST]["_step"]
-        return out + self._new("no_variety", since, (
-            f"the samples are nearly identical: their mean distance to each other is {float(v):.0%} of "
-            f"the data's, down from {best:.0%} (two evaluations in a row). A generator stuck on one "
-            "output (complete mode collapse) or a decoder that ignores z (posterior collapse) does "
-            "this. Try: for a GAN, PacGAN and a lower learning rate; for a VAE, a summed reconstruction and beta = 1."))
+        return out + self._new("no_variety", since, _(
+            "the samples are nearly identical: their mean distance to each other is {now:.0%} of the data's, "
+            "down from {best:.0%} ({evals} evaluations in a row). A generator stuck on one output (complete mode "
+            "collapse) or a decoder that ignores z (posterior collapse) does this. Try: for a GAN, PacGAN and a "
+            "lower learning rate; for a VAE, a summed reconstruction and beta = 1.").format(
+            now=float(v), best=best, evals=VARIETY_PERSIST))
 
     def _paired(self):
         """Each held-out quantity of the last evaluation with the same quantity on training data:
@@ -548,22 +584,25 @@ class Diagnostics:
             if len(pts) < OVERFIT_EVALS + 1:
                 continue
             last = pts[-OVERFIT_EVALS - 1:]
-            gaps = [h - t for _, h, t in last]
-            trains = [t for _, _, t in last]
-            held = [h for _, h, _ in pts]
+            gaps = [h - t for s, h, t in last]
+            trains = [t for s, h, t in last]
+            held = [h for s, h, t in pts]
             grew = all(y > x for x, y in zip(gaps, gaps[1:]))
             learning = all(y < x for x, y in zip(trains, trains[1:]))
             if (grew and learning and gaps[-1] - gaps[0] > OVERFIT_GROWTH * abs(held[-1])
                     and held[-1] > min(held)):
                 best = min(range(len(held)), key=held.__getitem__)
-                out += self._new("overfitting", last[0][0], (
-                    f"the gap between {key} on held-out data and {rest} on the training data grew at each of "
-                    f"the last {OVERFIT_EVALS} evaluations (from {gaps[0]:.4g} at step {last[0][0]} to "
-                    f"{gaps[-1]:.4g}) while the training value kept falling ({trains[0]:.4g} -> {trains[-1]:.4g}); "
-                    f"the held-out value was best at step {pts[best][0]} ({held[best]:.4g}) and is "
-                    f"{held[-1]:.4g} now: the model is memorising its training data. Try: stop at the best "
-                    "step (its checkpoint), more data or augmentation (e.g. gh.classifier.random_shift), a smaller "
-                    "model, weight decay or dropout. Chapter 06 shows what a memorising model leaks."))
+                out += self._new("overfitting", last[0][0], _(
+                    "the gap between {key} on held-out data and {rest} on the training data grew at each of the "
+                    "last {evals} evaluations (from {gap_first:.4g} at step {step_first} to {gap_last:.4g}) while the "
+                    "training value kept falling ({train_first:.4g} -> {train_last:.4g}); the held-out value was "
+                    "best at step {best_step} ({best:.4g}) and is {now:.4g} now: the model is memorising its "
+                    "training data. Try: stop at the best step (its checkpoint), more data or augmentation (e.g. "
+                    "gh.classifier.random_shift), a smaller model, weight decay or dropout. Chapter 06 shows what a "
+                    "memorising model leaks.").format(
+                    key=key, rest=rest, evals=OVERFIT_EVALS, gap_first=gaps[0], step_first=last[0][0],
+                    gap_last=gaps[-1], train_first=trains[0], train_last=trains[-1], best_step=pts[best][0],
+                    best=held[best], now=held[-1]))
         return out
 
     def _eval_divergence(self, step) -> list[Diagnosis]:
@@ -571,14 +610,15 @@ class Diagnostics:
         n = DIVERGE_EVALS + 1
         optimised = [x["_train_loss"] for x in self.evals if "_train_loss" in x][-n:]
         for key, rest, pts in self._paired():
-            rising = [h for _, h, _ in pts[-n:]]
-            trains = [t for _, _, t in pts[-n:]]
+            rising = [h for s, h, t in pts[-n:]]
+            trains = [t for s, h, t in pts[-n:]]
             loss = optimised if len(optimised) == n else trains
             if len(rising) == n and all(all(y > x for x, y in zip(v, v[1:])) for v in (rising, trains, loss)):
-                out += self._new("divergence", pts[-n][0], (
-                    f"{key} on held-out data, {rest} on the training data and the training loss all rose at "
-                    f"each of the last {DIVERGE_EVALS} evaluations ({key}: {rising[0]:.4g} -> {rising[-1]:.4g}): "
-                    "training is diverging. Try: a learning rate 3 to 10 times lower, gradient clipping."))
+                out += self._new("divergence", pts[-n][0], _(
+                    "{key} on held-out data, {rest} on the training data and the training loss all rose at each of "
+                    "the last {evals} evaluations ({key}: {first:.4g} -> {last:.4g}): training is diverging. Try: a "
+                    "learning rate 3 to 10 times lower, gradient clipping.").format(
+                    key=key, rest=rest, evals=DIVERGE_EVALS, first=rising[0], last=rising[-1]))
         return out
 
 
@@ -623,15 +663,16 @@ def report(found: list[Diagnosis], history, bar=None, desc: str = "") -> None:
         else:
             entry.update(d.to_dict())
     if found and bar is not None:
-        titles = ", ".join(f"✓ {TITLES.get(e['kind'], e['kind'])} (recovered)" if e.get("recovered") is not None
-                           else f"⚠ {TITLES.get(e['kind'], e['kind'])}" for e in history.diagnoses)
+        titles = _(", ").join(_("✓ {title} (recovered)").format(title=title(e["kind"]))
+                              if e.get("recovered") is not None else f"⚠ {title(e['kind'])}"
+                              for e in history.diagnoses)
         bar.set_description(f"{desc} {titles}", refresh=False)
 
 
 def describe(history) -> str:
     """Every diagnosis of a run, one per line (⚠ open, ✓ recovered), or NO_DIAGNOSIS: what a
     chapter prints to show what fit saw in one of its runs."""
-    return "\n".join(str(Diagnosis.from_dict(d)) for d in history.diagnoses) or NO_DIAGNOSIS
+    return "\n".join(str(Diagnosis.from_dict(d)) for d in history.diagnoses) or _(NO_DIAGNOSIS)
 
 
 def closing_report(history) -> str:

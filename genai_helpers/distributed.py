@@ -66,6 +66,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .i18n import _
+
 TIMEOUT_SECONDS = 300  # longest wait for the other processes in one collective: far above a course
 #                        model's evaluation or checkpoint (seconds), so only a stuck process trips it
 
@@ -163,7 +165,8 @@ class Ranks(Solo):
         self.hooks: list = []
 
     def __str__(self) -> str:
-        return f", {self.world} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'})"
+        return _(", {world} processes ({backend})").format(
+            world=self.world, backend="nccl" if self.device.type == "cuda" else "gloo")
 
     def share(self, index):
         """This rank's contiguous share of a batch of indices."""
@@ -205,8 +208,8 @@ class Ranks(Solo):
             if self.device.type == "cuda":
                 nn.SyncBatchNorm.convert_sync_batchnorm(m)  # replaces the layers inside m, same parameters
             elif self.main and any(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules()):
-                print(f"note: {type(m).__name__}'s BatchNorm normalises each process's share of the batch "
-                      "(SyncBatchNorm needs CUDA): close to a one-process run, not the same")
+                print(_("note: {module}'s BatchNorm normalises each process's share of the batch (SyncBatchNorm "
+                        "needs CUDA): close to a one-process run, not the same").format(module=type(m).__name__))
             for p in m.parameters():
                 if p.requires_grad and id(p) not in seen:
                     seen.add(id(p))
@@ -257,16 +260,18 @@ class Ranks(Solo):
 
 def failure_message(rank: int, world: int, step: int, error: BaseException) -> str:
     """What a process says when training stops with an error (the others are stopped by torchrun)."""
-    who = f"[rank {rank} of {world}]"
+    who = f"[rank {rank} of {world}]"  # a tag, as torchrun's own lines have, kept in English to find it
     if isinstance(error, KeyboardInterrupt):
-        return f"{who} interrupted at step {step}: every process stops; a new launch resumes from the last checkpoint."
+        return _("{who} interrupted at step {step}: every process stops; a new launch resumes from the last "
+                 "checkpoint.").format(who=who, step=step)
     text = re.sub(r"^\[[^\]]*\]\s*", "", str(error).strip())  # gloo's errors start with [file:line]
     text = text.splitlines()[0][:200] if text else ""
     if isinstance(error, dist.DistError) or "gloo" in text.lower() or "connection closed" in text.lower():
-        return (f"{who} stopped at step {step}: another process failed or stopped answering ({text}); "
-                "its own message says why.")
-    return (f"{who} failed at step {step} with {type(error).__name__}: {text}\n{who} torchrun stops the other "
-            "processes; fix the cause and launch again: training resumes from rank 0's last checkpoint.")
+        return _("{who} stopped at step {step}: another process failed or stopped answering ({error}); its own "
+                 "message says why.").format(who=who, step=step, error=text)
+    return _("{who} failed at step {step} with {type}: {error}\n{who} torchrun stops the other processes; fix the "
+             "cause and launch again: training resumes from rank 0's last checkpoint.").format(
+        who=who, step=step, type=type(error).__name__, error=text)
 
 
 def join(device: torch.device, batch_size: int) -> Solo:
@@ -275,8 +280,9 @@ def join(device: torch.device, batch_size: int) -> Solo:
     if not launched():
         return Solo()
     if device.type == "cuda" and device.index != local_rank():
-        raise ValueError(f"under torchrun each process trains on its own GPU: this one (LOCAL_RANK={local_rank()}) "
-                         f"got data on {device}; put it on gh.device() or cuda:{local_rank()}")
+        raise ValueError(_("under torchrun each process trains on its own GPU: this one (LOCAL_RANK={rank}) got "
+                           "data on {device}; put it on gh.device() or cuda:{rank}").format(
+            rank=local_rank(), device=device))
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -284,8 +290,9 @@ def join(device: torch.device, batch_size: int) -> Solo:
                                 timeout=datetime.timedelta(seconds=TIMEOUT_SECONDS))
     ranks = Ranks(device)
     if batch_size % ranks.world:
-        raise ValueError(f"batch_size={batch_size} does not split into {ranks.world} equal shares: use a multiple "
-                         f"of {ranks.world} (each process takes batch_size / {ranks.world} rows of every batch)")
+        raise ValueError(_("batch_size={batch_size} does not split into {world} equal shares: use a multiple of "
+                           "{world} (each process takes batch_size / {world} rows of every batch)").format(
+            batch_size=batch_size, world=ranks.world))
     return ranks
 
 

@@ -12,6 +12,7 @@ import math
 import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal, Normal, kl_divergence
 
+from .i18n import _
 from .losses import gaussian_kl
 
 
@@ -21,7 +22,8 @@ def _tensor(x, name: str) -> torch.Tensor:
     try:
         return torch.as_tensor(x, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a tensor or a list of numbers, got {type(x).__name__}") from None
+        raise TypeError(_("{name} must be a tensor or a list of numbers, got {type}").format(
+            name=name, type=type(x).__name__)) from None
 
 
 # --- densities on a grid --------------------------------------------------------------------
@@ -30,20 +32,21 @@ def mixture(weights, means, stds) -> MixtureSameFamily:
     """A 1-D Gaussian mixture as a torch distribution (log_prob, sample, mean, variance)."""
     w, m, s = (_tensor(v, n).double() for v, n in ((weights, "weights"), (means, "means"), (stds, "stds")))
     if not (w.dim() == m.dim() == s.dim() == 1 and len(w) == len(m) == len(s) > 0):
-        raise ValueError(f"weights, means and stds must be three 1-D lists of the same length, "
-                         f"got shapes {tuple(w.shape)}, {tuple(m.shape)}, {tuple(s.shape)}")
+        raise ValueError(_("weights, means and stds must be three 1-D lists of the same length, got shapes "
+                           "{weights}, {means}, {stds}").format(
+            weights=tuple(w.shape), means=tuple(m.shape), stds=tuple(s.shape)))
     if (w < 0).any() or abs(w.sum().item() - 1) > 1e-6:
-        raise ValueError(f"mixture weights must be >= 0 and sum to 1, got {w.tolist()}")
+        raise ValueError(_("mixture weights must be >= 0 and sum to 1, got {weights}").format(weights=w.tolist()))
     if (s <= 0).any():
-        raise ValueError(f"standard deviations must be > 0, got {s.tolist()}")
+        raise ValueError(_("standard deviations must be > 0, got {stds}").format(stds=s.tolist()))
     return MixtureSameFamily(Categorical(probs=w), Normal(m, s))
 
 
 def integrate(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Trapezoidal integral over the last dimension of `values`, sampled at the points `x`."""
     if values.shape[-1] != x.shape[-1]:
-        raise ValueError(f"values have {values.shape[-1]} points on their last dimension but the grid "
-                         f"has {x.shape[-1]}: evaluate the function on the grid x")
+        raise ValueError(_("values have {n} points on their last dimension but the grid has {grid}: evaluate the "
+                           "function on the grid x").format(n=values.shape[-1], grid=x.shape[-1]))
     return torch.trapezoid(values, x, dim=-1)
 
 
@@ -65,7 +68,7 @@ def kl_monte_carlo(p, q, n: int) -> tuple[float, float]:
     Draws use torch's global generator: seed it (torch.manual_seed) for a repeatable estimate.
     """
     if n < 2:
-        raise ValueError(f"n must be at least 2 to give a standard error, got {n}")
+        raise ValueError(_("n must be at least 2 to give a standard error, got {n}").format(n=n))
     x = p.sample((n,))
     r = (p.log_prob(x) - q.log_prob(x)).reshape(n, -1).sum(1)  # independent dimensions add up
     return r.mean().item(), r.std().item() / math.sqrt(n)
@@ -122,9 +125,10 @@ class LinearGaussian:
     def __init__(self, W: torch.Tensor, b: torch.Tensor, noise_std: float):
         W, b = _tensor(W, "W").double(), _tensor(b, "b").double()
         if W.dim() != 2 or b.shape != (W.shape[0],):
-            raise ValueError(f"W must be (d, k) and b (d,), got {tuple(W.shape)} and {tuple(b.shape)}")
+            raise ValueError(_("W must be (d, k) and b (d,), got {W} and {b}").format(
+                W=tuple(W.shape), b=tuple(b.shape)))
         if not noise_std > 0:
-            raise ValueError(f"noise_std must be > 0, got {noise_std}")
+            raise ValueError(_("noise_std must be > 0, got {noise_std}").format(noise_std=noise_std))
         self.W, self.b, self.s = W, b, float(noise_std)
         self.d, self.k = W.shape
 
@@ -174,8 +178,8 @@ def dot_scores(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """score(q, k_t) = q · k_t. query (B, d), keys (B, T, d) -> scores (B, T)."""
     _attention_shapes(query, keys)
     if query.shape[-1] != keys.shape[-1]:
-        raise ValueError(f"a dot product needs a query and keys of the same size, got {query.shape[-1]} "
-                         f"and {keys.shape[-1]}: project one of them, or use additive_scores")
+        raise ValueError(_("a dot product needs a query and keys of the same size, got {query} and {keys}: project "
+                           "one of them, or use additive_scores").format(query=query.shape[-1], keys=keys.shape[-1]))
     return torch.einsum("bd,btd->bt", query, keys)
 
 
@@ -194,10 +198,10 @@ def soft_lookup(scores: torch.Tensor, values: torch.Tensor, temperature: float =
     Returns (context (B, dv), weights (B, T)).
     """
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise ValueError(_("temperature must be > 0, got {temperature}").format(temperature=temperature))
     if scores.shape != values.shape[:2]:
-        raise ValueError(f"scores {tuple(scores.shape)} must be (B, T) for values (B, T, dv) "
-                         f"{tuple(values.shape)}")
+        raise ValueError(_("scores {scores} must be (B, T) for values (B, T, dv) {values}").format(
+            scores=tuple(scores.shape), values=tuple(values.shape)))
     scores = scores / temperature
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -207,8 +211,8 @@ def soft_lookup(scores: torch.Tensor, values: torch.Tensor, temperature: float =
 
 def _attention_shapes(query, keys):
     if query.dim() != 2 or keys.dim() != 3 or keys.shape[0] != query.shape[0]:
-        raise ValueError(f"expected query (B, d) and keys (B, T, d), got {tuple(query.shape)} and "
-                         f"{tuple(keys.shape)}")
+        raise ValueError(_("expected query (B, d) and keys (B, T, d), got {query} and {keys}").format(
+            query=tuple(query.shape), keys=tuple(keys.shape)))
 
 
 # --- references for chapter 01's exercises (a student who skips one takes these) -------------

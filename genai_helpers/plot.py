@@ -1,13 +1,56 @@
-"""Figures the chapters share: image grids, training curves (live too), latent plots."""
+"""Figures the chapters share: image grids, training curves (live too), latent plots.
+
+Their words (titles, axis labels) are in the language of the course's messages; for Chinese,
+`cjk_fallback` lets matplotlib draw what its default font lacks with a CJK font.
+"""
 from __future__ import annotations
 
+import functools
 import time
+from importlib.util import find_spec
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib import font_manager as fm
 
+from .i18n import _
 from .runtime import flag
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The name of a font with Chinese characters (the one the mplfonts package ships, or one
+    installed on the system), or None."""
+    spec = find_spec("mplfonts")
+    if spec and spec.origin:  # its font is registered for this process only, nothing is installed
+        path = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
+        if path.exists():
+            fm.fontManager.addfont(str(path))
+
+    for name in ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
+                 "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC",
+                 "Heiti SC", "Arial Unicode MS", "AR PL UMing CN"):
+        try:
+            fm.findfont(fm.FontProperties(family=name), fallback_to_default=False)
+            return name
+        except ValueError:
+            continue
+    return None
+
+
+def cjk_fallback() -> None:
+    """Let every figure draw Chinese: the CJK font goes after matplotlib's default family, so that
+    the characters the default font cannot draw (a translated title's) come from it, and a text
+    the default font can draw looks exactly as before. Nothing changes without a CJK font."""
+    font = cjk_font()
+    families = list(plt.rcParams["font.family"])
+    if font and font not in families:
+        plt.rcParams["font.family"] = families + [font]
+
+
+cjk_fallback()
 
 
 def in_notebook() -> bool:
@@ -79,7 +122,7 @@ def image_grid(x, nrow: int = 10, title: str | None = None, ax=None, labels=None
         r, c = divmod(i, ncol)
         canvas[2 + r * (h + 2):2 + r * (h + 2) + h, 2 + c * (w + 2):2 + c * (w + 2) + w] = im
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(0.55 * ncol + 0.4, 11), 0.55 * rows + (0.5 if title else 0.2)))
+        __, ax = plt.subplots(figsize=(min(0.55 * ncol + 0.4, 11), 0.55 * rows + (0.5 if title else 0.2)))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     if labels is not None:
         for i, lab in enumerate(labels):
@@ -110,15 +153,15 @@ def training_curves(history, title: str | None = None, keys=None):
             pad = 0.1 * (hi - lo + 1e-9)
             ax.set_ylim(lo - pad, hi + pad)
         ax.set_title(k, fontsize=10)
-        ax.set_xlabel("step")
+        ax.set_xlabel(_("step"))
         ax.grid(alpha=0.3)
     if ev_keys:
         ax = axes[-1]
         for k in ev_keys:
             pts = [(e["step"], e[k]) for e in history.evals if k in e]
             ax.plot(*zip(*pts), marker="o", ms=3, label=k)
-        ax.set_title("evaluation (per epoch)", fontsize=10)
-        ax.set_xlabel("step")
+        ax.set_title(_("evaluation (per epoch)"), fontsize=10)
+        ax.set_xlabel(_("step"))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     if title:
@@ -153,9 +196,9 @@ def latent_scatter(z, labels, ax=None, title: str | None = None):
     z = z.detach().float().cpu().numpy()
     labels = labels.detach().cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4.3))
+        __, ax = plt.subplots(figsize=(5, 4.3))
     sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
-    plt.colorbar(sc, ax=ax, ticks=range(10), label="digit")
+    plt.colorbar(sc, ax=ax, ticks=range(10), label=_("digit"))
     ax.set_xlabel("$z_1$")
     ax.set_ylabel("$z_2$")
     ax.set_aspect("equal")
@@ -194,8 +237,8 @@ def ring_snapshots(snapshots, steps, real, centres, title: str | None = None, li
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_aspect("equal")
-        ax.set_title(f"step {step}\n{snap['modes']}/{len(c)} modes, {100 * snap['high_quality']:.0f}% HQ",
-                     fontsize=8)
+        ax.set_title(_("step {step}\n{modes}/{total} modes, {hq:.0f}% HQ").format(
+            step=step, modes=snap["modes"], total=len(c), hq=100 * snap["high_quality"]), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -221,18 +264,18 @@ def data_parallel(world: int = 2, batch: int = 128):
         ax.text((x0 + x1) / 2, y + 0.08, text, ha="center", va="bottom", fontsize=8, color="0.25")
 
     share = batch // world
-    for x, title in [(0.7, f"one batch of {batch}"), (3.3, "one process per GPU (or core)"),
-                     (6.55, "all-reduce"), (9.6, "the optimiser step")]:
+    for x, title in [(0.7, _("one batch of {batch}").format(batch=batch)), (3.3, _("one process per GPU (or core)")),
+                     (6.55, "all-reduce"), (9.6, _("the optimiser step"))]:
         ax.text(x, world + 0.12, title, ha="center", fontsize=9, weight="bold")
     mean = "$\\bar g = \\frac{1}{%d}\\sum_r g_r$" % world
-    box(5.95, 0.05, 1.2, world - 0.2, mean + "\n\nevery process\nsends its $g_r$\nand receives $\\bar g$", "0.92")
+    box(5.95, 0.05, 1.2, world - 0.2, mean + _("\n\nevery process\nsends its $g_r$\nand receives $\\bar g$"), "0.92")
     for r in range(world):
         y, color = world - 1 - r + 0.1, plt.cm.Pastel1(r % 9)
-        box(0.1, y, 1.2, 0.6, f"rows {r * share}-{(r + 1) * share - 1}", color)
-        box(2.3, y, 2.0, 0.6, f"process {r}: the model,\nforward + backward", color)
-        box(8.3, y, 2.6, 0.6, "Adam with $\\bar g$: the same\nweights in every process", color)
-        arrow(1.35, 2.25, y + 0.3, f"{share} rows")
-        arrow(4.35, 5.9, y + 0.3, f"its gradient $g_{r}$")
+        box(0.1, y, 1.2, 0.6, _("rows {first}-{last}").format(first=r * share, last=(r + 1) * share - 1), color)
+        box(2.3, y, 2.0, 0.6, _("process {rank}: the model,\nforward + backward").format(rank=r), color)
+        box(8.3, y, 2.6, 0.6, _("Adam with $\\bar g$: the same\nweights in every process"), color)
+        arrow(1.35, 2.25, y + 0.3, _("{n} rows").format(n=share))
+        arrow(4.35, 5.9, y + 0.3, _("its gradient $g_{rank}$").format(rank=r))
         arrow(7.2, 8.25, y + 0.3, "$\\bar g$")
     fig.tight_layout()
     return fig

@@ -88,7 +88,8 @@ def train(name: str, out=print) -> dict | None:
     return None."""
     name = ALIASES.get(name, name)
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from: {', '.join([*ALIASES, *MODELS])}")
+        raise ValueError(_("unknown model {name!r}; choose from: {models}").format(
+            name=name, models=", ".join([*ALIASES, *MODELS])))
     with quiet():  # the other ranks' lines would repeat rank 0's
         mnist = load_mnist()
         before, t = _checkpoints(), time.perf_counter()
@@ -107,7 +108,12 @@ def train(name: str, out=print) -> dict | None:
         runs.append({"file": str(path), "steps": hist["step"], "seconds": hist["seconds"]})
     row = {"model": name, "processes": processes, "threads": torch.get_num_threads(),
            "seconds": round(seconds, 2), "runs": runs, "all_reduce": asdict(traffic)}
-    what = (", ".join(f"{r['steps']} steps in {r['seconds']:.1f} s -> {r['file']}" for r in runs)
-            or f"cached in {checkpoint_folder()}")
-    out(f"{name} on {processes} process{'es' if processes > 1 else ''} x {row['threads']} threads: {what}")
+    what = (_(", ").join(_("{steps} steps in {seconds:.1f} s -> {file}").format(
+        steps=r["steps"], seconds=r["seconds"], file=r["file"]) for r in runs)
+            or _("cached in {folder}").format(folder=checkpoint_folder()))
+    if processes > 1:
+        out(_("{name} on {n} processes x {threads} threads: {what}").format(
+            name=name, n=processes, threads=row["threads"], what=what))
+    else:
+        out(_("{name} on 1 process x {threads} threads: {what}").format(name=name, threads=row["threads"], what=what))
     return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+from .i18n import _
 from .runtime import data_dir
 from .session import env
 
@@ -27,7 +28,7 @@ def save_results(notebook: str, **values) -> None:
     record = {**{k: _plain(v) for k, v in values.items()}, "quick": e.quick,
               "data_source": values.get("data_source", e.data_source)}
     width = max(len(k) for k in record)
-    print(f"Results of {notebook}")
+    print(_("Results of {notebook}").format(notebook=notebook))
     for k, v in record.items():
         shown = f"{v:.4g}" if isinstance(v, float) else (json.dumps(v, ensure_ascii=False)
                                                        if isinstance(v, (dict, list)) else v)

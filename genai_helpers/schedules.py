@@ -1,6 +1,8 @@
 """Learning-rate schedules that live inside a step function (the loop knows nothing of them)."""
 from __future__ import annotations
 
+from .i18n import _
+
 
 class LinearDecay:
     """Call once per step: learning rates stay at their start values, then fall linearly to 0
@@ -12,7 +14,8 @@ class LinearDecay:
 
     def __init__(self, optimizers, total_steps: int, fraction: float = 0.5):
         if not 0 <= fraction <= 1 or total_steps < 1:
-            raise ValueError(f"need 0 <= fraction <= 1 and total_steps >= 1, got {fraction}, {total_steps}")
+            raise ValueError(_("need 0 <= fraction <= 1 and total_steps >= 1, got {fraction}, {total_steps}").format(
+                fraction=fraction, total_steps=total_steps))
         self.opts = list(optimizers)
         self.base = [[g["lr"] for g in o.param_groups] for o in self.opts]
         self.total, self.fraction = total_steps, fraction

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from .data import mnist_source
-from .i18n import set_language
+from .i18n import N_, _, set_language
 from .runtime import __version__, is_offline, is_quick, pick_device, seed_everything
 
-NOT_SET_UP = "not decided yet (gh.setup() decides it)"
+NOT_SET_UP = N_("not decided yet (gh.setup() decides it)")
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,12 @@ class Env:
         if dev == "cuda":
             dev = f"cuda ({torch.cuda.get_device_name(self.device)})"
         elif dev == "cpu":
-            dev = f"cpu ({torch.get_num_threads()} threads)"
-        mode = "quick mode" if self.quick else "full mode"
+            dev = _("cpu ({threads} threads)").format(threads=torch.get_num_threads())
+        mode = _("quick mode") if self.quick else _("full mode")
         py = ".".join(map(str, sys.version_info[:3]))
-        return (f"genai_helpers {__version__} | python {py} | torch {torch.__version__} | {dev} | "
-                f"{mode} | seed {self.seed} | data: {self.data_source}")
+        return _("genai_helpers {version} | python {python} | torch {torch} | {device} | {mode} | seed {seed} | data: "
+                 "{data}").format(version=__version__, python=py, torch=torch.__version__, device=dev, mode=mode,
+                                  seed=self.seed, data=self.data_source)
 
 
 _ENV: Env | None = None
@@ -62,7 +63,7 @@ def env() -> Env:
     """The environment of the last `setup()`; without one, the defaults (nothing is seeded, and
     the data source is not probed: that is `setup()`'s job, not a side effect of reading this)."""
     if _ENV is None:
-        return Env(pick_device(), 0, is_quick(), is_offline(), NOT_SET_UP)
+        return Env(pick_device(), 0, is_quick(), is_offline(), _(NOT_SET_UP))
     return _ENV
 
 

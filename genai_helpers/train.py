@@ -32,10 +32,11 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-from .diagnose import closing_report, rediagnose, report, watcher
+from .diagnose import NOT_FINITE, closing_report, rediagnose, report, watcher
 from .checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, mismatches, read_checkpoint,
                          restore_rng, save_checkpoint)
 from .distributed import Solo, join
+from .i18n import _
 from .runtime import cpu_has_bf16, evaluating
 
 
@@ -186,6 +187,7 @@ class Run:
         self.autocast = _autocast(self.device, self.modules) if amp else contextlib.nullcontext()
         self.guard = _Guard(state)
         self.sigint = _DeferSigint()
+        self.was_interrupted = False  # Ctrl-C stopped the run (its state needs no extra save at the end)
         self.pending: list = []  # per-step loss dicts not yet read back from the device
         self.bar = self.live = None
         if plot and self.ranks.main:
@@ -200,9 +202,10 @@ class Run:
 
     def start(self, progress: bool) -> None:
         h = self.history
-        self.ranks.say(f"{self.desc}: epochs {h.epoch}->{self.epochs}, {self.n_batches} steps of {self.batch_size} "
-                       f"per epoch, on {self.device.type}{self.ranks}"
-                       + (f", checkpoint {self.path}" if self.path else ""))
+        self.ranks.say(_("{desc}: epochs {start}->{end}, {steps} steps of {batch_size} per epoch, on {device}{ranks}")
+                       .format(desc=self.desc, start=h.epoch, end=self.epochs, steps=self.n_batches,
+                               batch_size=self.batch_size, device=self.device.type, ranks=self.ranks)
+                       + (_(", checkpoint {path}").format(path=self.path) if self.path else ""))
         if progress and self.ranks.main:
             from .plot import DisplayLine, in_notebook  # matplotlib: slow, only when drawn
 
@@ -239,12 +242,12 @@ class Run:
         except Exception as e:
             if not _oom(e) or self.ranks.world > 1:  # one process cannot stop alone: the error ends the run
                 raise
-            self.rewind(f"out of memory at step {h.step + 1} with batch_size={self.batch_size}: "
-                        f"try batch_size={max(1, self.batch_size // 2)}")
+            self.rewind(_("out of memory at step {step} with batch_size={batch_size}: try batch_size={smaller}").format(
+                step=h.step + 1, batch_size=self.batch_size, smaller=max(1, self.batch_size // 2)))
             return False
         if not isinstance(losses, dict) or not losses:
-            raise TypeError("the step function must return a dict of scalar losses, "
-                            f"e.g. {{'loss': loss}}; it returned {type(losses).__name__}")
+            raise TypeError(_("the step function must return a dict of scalar losses, e.g. {example}; it returned "
+                              "{type}").format(example="{'loss': loss}", type=type(losses).__name__))
         self.pending.append(losses)
         h.step += 1
         h.batch += 1
@@ -284,8 +287,9 @@ class Run:
         if self.flush() is not None or not self.sigint.hit:
             self.rewind()  # interrupted inside a step, or a pending loss was bad: undo unverified steps
         h = self.history
-        h.stopped = (f"interrupted at step {h.step} (epoch {h.epoch + 1}); "
-                     "the model and history are kept: call fit(..., history=hist) to continue")
+        self.was_interrupted = True
+        h.stopped = _("interrupted at step {step} (epoch {epoch}); the model and history are kept: call "
+                      "fit(..., history=hist) to continue").format(step=h.step, epoch=h.epoch + 1)
         self.save(force=True)
 
     def close(self) -> None:
@@ -326,19 +330,20 @@ class Run:
         h.seconds = self.secs0 + time.perf_counter() - self.t0
         if self.watch is not None:
             self.diagnosed(self.watch.at_end(h.step, h.stopped))
-        if h.stopped and not h.stopped.startswith("interrupted"):
+        if h.stopped and not self.was_interrupted:
             self.save(force=True)  # the restored, last good state
         self.ranks.wait()
         if self.live is not None:
             self.live.update(h, final=True)
         if h.stopped:
-            self.ranks.say(f"STOPPED: {h.stopped}" + closing_report(h))
+            self.ranks.say(_("STOPPED: {reason}").format(reason=h.stopped) + closing_report(h))
             return h
         last = {k: round(h.epoch_mean(k, steps_per_epoch=self.n_batches), 4) for k in h.losses}
         ev = ({k: round(v, 4) for k, v in h.evals[-1].items() if k not in ("epoch", "step", "seconds")}
               if h.evals else {})
-        self.ranks.say(f"{self.desc}: done, {h.epoch} epochs in {h.seconds:.1f} s; last epoch {last}"
-                       + (f"; eval {ev}" if ev else "") + closing_report(h))
+        self.ranks.say(_("{desc}: done, {epochs} epochs in {seconds:.1f} s; last epoch {last}").format(
+            desc=self.desc, epochs=h.epoch, seconds=h.seconds, last=last)
+                       + (_("; eval {metrics}").format(metrics=ev) if ev else "") + closing_report(h))
         return h
 
     def loaded(self) -> History:
@@ -378,7 +383,7 @@ class Run:
             return None
         i = int(bad[0])
         detail = ", ".join(f"{k}={v:.4g}" for k, v in zip(keys, rows[i]))
-        return f"the loss is not finite at step {first + i + 1} ({detail})"
+        return _(NOT_FINITE).format(step=first + i + 1, detail=detail)
 
     def rewind(self, problem: str | None = None) -> None:
         """Undo unverified steps: restore the newest good copy and the history to match."""
@@ -390,8 +395,8 @@ class Run:
             for v in h.losses.values():
                 del v[h.step:]
         if problem:
-            h.stopped = problem + ("; the weights of the last good step were restored."
-                                   if pos is not None else "; no finite weights were left.")
+            h.stopped = (_("{problem}; the weights of the last good step were restored.") if pos is not None
+                         else _("{problem}; no finite weights were left.")).format(problem=problem)
 
     def save(self, force: bool = False) -> None:
         """Write the checkpoint when it is due (or forced); only ever at a verified step, by rank 0."""
@@ -504,25 +509,28 @@ def _resume(path: Path, state: dict, meta: dict, epochs: int) -> History | None:
         problems = mismatches(payload, state)
         if payload.get("meta") != meta:
             old = payload.get("meta") or {}
-            problems += [f"{k} was {old.get(k)!r}, now {meta[k]!r}" for k in meta if old.get(k) != meta[k]]
+            problems += [_("{key} was {old!r}, now {new!r}").format(key=k, old=old.get(k), new=meta[k])
+                         for k in meta if old.get(k) != meta[k]]
         hist = History.from_dict(payload["history"])
         if hist.epoch > epochs:
-            problems.append(f"it was trained for {hist.epoch} epochs, {epochs} asked now")
+            problems.append(_("it was trained for {trained} epochs, {asked} asked now").format(
+                trained=hist.epoch, asked=epochs))
     except CheckpointError as e:
         problems = [str(e)]
     if problems:
         stale = path.with_name(path.stem + ".stale" + path.suffix)
         os.replace(path, stale)
-        print(f"{path.name} does not match this run ({problems[0]}); training anew "
-              f"(the old file is kept as {stale.name}).")
+        print(_("{name} does not match this run ({problem}); training anew (the old file is kept as {stale}).").format(
+            name=path.name, problem=problems[0], stale=stale.name))
         return None
     load_checkpoint(path, state)
     restore_rng(payload)
     if hist.epoch >= epochs:
-        print(f"Loaded from {path} (trained {hist.epoch} epochs in {hist.seconds:.0f} s); "
-              "delete the file to train again.")
+        print(_("Loaded from {path} (trained {epochs} epochs in {seconds:.0f} s); delete the file to train again.")
+              .format(path=path, epochs=hist.epoch, seconds=hist.seconds))
     else:
-        print(f"Resuming from {path} at step {hist.step} (epoch {hist.epoch + 1}).")
+        print(_("Resuming from {path} at step {step} (epoch {epoch}).").format(
+            path=path, step=hist.step, epoch=hist.epoch + 1))
     return hist
 
 

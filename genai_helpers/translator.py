@@ -12,8 +12,6 @@ import datetime as dt
 import functools
 import math
 from dataclasses import dataclass
-from importlib.util import find_spec
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,6 +22,8 @@ from matplotlib.ft2font import FT2Font
 
 from .confidence import UNSURE
 from .dates import Vocab, normalise
+from .i18n import _, language
+from .plot import cjk_font
 from .runtime import evaluating
 from .seq2seq import Seq2Seq, beam_search, greedy
 
@@ -53,7 +53,7 @@ class Translation:
         return iter((self.iso, self.attention))
 
     def __str__(self):
-        head = f"{self.text!r:.60} -> {self.iso or 'no date'}"
+        head = f"{self.text!r:.60} -> {self.iso or _('no date')}"
         return head + (f"  ({self.message})" if self.message else "")
 
 
@@ -61,9 +61,12 @@ EXAMPLE = "28 novembre 2026"
 
 
 def _language_names(model) -> str:
+    """The languages the model was trained on, named in the language of the course's messages."""
     locales = getattr(model, "locales", None) or []
-    names = list(dict.fromkeys(Locale.parse(x).get_language_name("en") for x in locales))
-    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
+    names = list(dict.fromkeys(Locale.parse(x).get_language_name(language()) for x in locales))
+    if len(names) > 1:
+        return _("{names} or {last}").format(names=_(", ").join(names[:-1]), last=names[-1])
+    return "".join(names)
 
 
 @torch.no_grad()
@@ -76,30 +79,32 @@ def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
     `gh.confidence.UNSURE` keeps its `iso` and comes with a warning: check it.
     """
     if not isinstance(model, Seq2Seq):
-        raise TypeError("translate(model, text) needs a trained gh.seq2seq.Seq2Seq, e.g. "
-                        "model, _ = gh.seq2seq.reference_translator()")
+        raise TypeError(_("translate(model, text) needs a trained gh.seq2seq.Seq2Seq, e.g. "
+                          "model, _ = gh.seq2seq.reference_translator()"))
     if not isinstance(text, str):
-        return Translation(text, message=f"give the date as a string, e.g. {EXAMPLE!r} "
-                                         f"(got {type(text).__name__})")
+        return Translation(text, message=_("give the date as a string, e.g. {example!r} (got {type})").format(
+            example=EXAMPLE, type=type(text).__name__))
     src = normalise(text)
     if not src:
-        return Translation(text, message=f"type a date, e.g. {EXAMPLE!r}, 'Nov 28, 2026' or '2026年11月28日'")
+        return Translation(text, message=_("type a date, e.g. {example!r}, 'Nov 28, 2026' or '2026年11月28日'").format(
+            example=EXAMPLE))
     limit = model.max_src_len or 40
     if len(src) > limit:
-        return Translation(text, source=src[:limit], message=(
-            f"{len(src)} characters is longer than anything the model was trained on "
-            f"(at most {limit}): type one date"))
+        return Translation(text, source=src[:limit], message=_(
+            "{n} characters is longer than anything the model was trained on (at most {limit}): type one "
+            "date").format(n=len(src), limit=limit))
     unknown = model.src_vocab.unknown(src)
     notes = []
     visible = [c for c in src if not c.isspace()]
     n_unknown = sum(c in unknown for c in visible)
     if unknown:
         shown = " ".join(repr(c) for c in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        notes.append(f"not in the model's alphabet, read as <unk>: {shown}")
+        notes.append(_("not in the model's alphabet, read as <unk>: {chars}").format(chars=shown))
     if n_unknown * 2 >= len(visible):
         langs = _language_names(model)
-        return Translation(text, source=src, message="; ".join(notes + [
-            f"this does not look like a date in {langs}" if langs else "this does not look like a date"]))
+        return Translation(text, source=src, message=_("; ").join(notes + [
+            _("this does not look like a date in {languages}").format(languages=langs) if langs
+            else _("this does not look like a date")]))
     dev = next(model.parameters()).device
     ids, lengths = model.src_vocab.encode([src])
     ids, lengths = ids.to(dev), lengths.to(dev)
@@ -120,35 +125,15 @@ def translate(model: Seq2Seq, text, beam: int = 1) -> Translation:
     except ValueError:
         pass
     if iso is None:
-        notes.append(f"the model wrote {out!r}, which is not a date: is this one date in "
-                     f"{_language_names(model) or 'a language the model knows'}?")
+        notes.append(_("the model wrote {output!r}, which is not a date: is this one date in {languages}?").format(
+            output=out, languages=_language_names(model) or _("a language the model knows")))
     elif prob < UNSURE:
-        notes.append(f"the model is unsure: probability {prob:.2f} for this answer, check it")
-    return Translation(text, iso, att, "; ".join(notes), src, out, prob)
+        notes.append(_("the model is unsure: probability {probability:.2f} for this answer, check it").format(
+            probability=prob))
+    return Translation(text, iso, att, _("; ").join(notes), src, out, prob)
 
 
 # --- drawing a translation --------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """The name of a font with Chinese characters (the one the mplfonts package ships, or one
-    installed on the system), or None."""
-    spec = find_spec("mplfonts")
-    if spec and spec.origin:  # its font is registered for this process only, nothing is installed
-        path = Path(spec.origin).parent / "fonts" / "NotoSansCJKsc-Regular.otf"
-        if path.exists():
-            fm.fontManager.addfont(str(path))
-
-    for name in ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
-                 "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC",
-                 "Heiti SC", "Arial Unicode MS", "AR PL UMing CN"):
-        try:
-            fm.findfont(fm.FontProperties(family=name), fallback_to_default=False)
-            return name
-        except ValueError:
-            continue
-    return None
-
 
 @functools.lru_cache(maxsize=1)
 def _drawable() -> frozenset:
@@ -181,14 +166,14 @@ def printable(text: str) -> str:
 def attention_heatmap(t: Translation, ax=None, title: str | None = None, fontsize: int = 9):
     """Rows: the characters the decoder wrote (and </s>); columns: the input characters."""
     if t.attention is None:
-        raise ValueError("this translation has no attention matrix: the model reads one fixed vector "
-                         "(attention=False), or the input was refused: " + (t.message or ""))
+        raise ValueError(_("this translation has no attention matrix: the model reads one fixed vector "
+                           "(attention=False), or the input was refused: {why}").format(why=t.message or ""))
     att = t.attention
     rows = list(t.output)[:att.shape[0]]
     rows += ["</s>"] * (att.shape[0] - len(rows))
     cols = [char_label(c) for c in t.source[:att.shape[1]]]
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.24 * len(cols) + 1.2, 0.24 * len(rows) + 0.9), dpi=90)
+        __, ax = plt.subplots(figsize=(0.24 * len(cols) + 1.2, 0.24 * len(rows) + 0.9), dpi=90)
     ax.imshow(att, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     family = ["DejaVu Sans", cjk_font()] if cjk_font() else None
     ax.set_xticks(range(len(cols)))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from .i18n import _
+
 
 class CheckError(AssertionError):
     """A numerical check of the text did not hold."""
@@ -30,16 +32,20 @@ class Checklist:
         """Check |got - want| <= atol + rtol * |want|; print both values."""
         got, want = _number(got, "got"), _number(want, "want")
         if atol < 0 or rtol < 0 or atol + rtol == 0:
-            raise ValueError("give a tolerance: atol and/or rtol, both >= 0, not both 0")
+            raise ValueError(_("give a tolerance: atol and/or rtol, both >= 0, not both 0"))
         diff = abs(got - want)
         tol = atol + rtol * abs(want)
         ok = math.isfinite(diff) and diff <= tol
+        got_s, want_s = f"{got:.{digits}g}", f"{want:.{digits}g}"
         if want == 0:  # an error measured against zero: one number says it all
-            detail = f"{got:.2g} (tolerance {tol:.0e})" if ok else f"{got:.3g} exceeds the tolerance {tol:.3g}"
+            detail = (_("{got:.2g} (tolerance {tol:.0e})").format(got=got, tol=tol) if ok else
+                      _("{got:.3g} exceeds the tolerance {tol:.3g}").format(got=got, tol=tol))
         elif ok:
-            detail = f"{got:.{digits}g} vs {want:.{digits}g} (|difference| {diff:.1e} <= {tol:.1e})"
+            detail = _("{got} vs {want} (|difference| {diff:.1e} <= {tol:.1e})").format(
+                got=got_s, want=want_s, diff=diff, tol=tol)
         else:
-            detail = f"{got:.{digits}g} vs {want:.{digits}g}: |difference| {diff:.3g} exceeds {tol:.3g}"
+            detail = _("{got} vs {want}: |difference| {diff:.3g} exceeds {tol:.3g}").format(
+                got=got_s, want=want_s, diff=diff, tol=tol)
         self._record(what, ok, detail)
         self.values[what] = got
 
@@ -48,8 +54,8 @@ class Checklist:
         if hasattr(condition, "all"):
             condition = bool(condition.all())
         if not isinstance(condition, bool):
-            raise TypeError(f"condition must be a bool (or a tensor to reduce with .all()), got "
-                            f"{type(condition).__name__}")
+            raise TypeError(_("condition must be a bool (or a tensor to reduce with .all()), got {type}").format(
+                type=type(condition).__name__))
         self._record(what, condition, detail)
 
     def counts(self) -> dict:
@@ -59,18 +65,23 @@ class Checklist:
     def _record(self, what: str, ok: bool, detail: str):
         self.total += 1
         mark = "✔" if ok else "✘"
-        print(f"{mark} check {self.total}: {what}" + (f": {detail}" if detail else ""))
+        if detail:
+            print(_("{mark} check {n}: {what}: {detail}").format(mark=mark, n=self.total, what=what, detail=detail))
+        else:
+            print(_("{mark} check {n}: {what}").format(mark=mark, n=self.total, what=what))
         if not ok:
-            raise CheckError(f"check {self.total} failed: {what}" + (f": {detail}" if detail else ""))
+            raise CheckError(_("check {n} failed: {what}: {detail}").format(n=self.total, what=what, detail=detail)
+                             if detail else _("check {n} failed: {what}").format(n=self.total, what=what))
         self.passed += 1
 
 
 def _number(x, name: str) -> float:
     if hasattr(x, "item"):
         if getattr(x, "numel", lambda: 1)() != 1:
-            raise ValueError(f"{name} must be one number, got a tensor of shape {tuple(x.shape)}")
+            raise ValueError(_("{name} must be one number, got a tensor of shape {shape}").format(
+                name=name, shape=tuple(x.shape)))
         x = x.item()
     try:
         return float(x)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {type(x).__name__}") from None
+        raise TypeError(_("{name} must be a number, got {type}").format(name=name, type=type(x).__name__)) from None

@@ -386,3 +386,43 @@ def test_readme_zh_lists_every_trouble_the_doctor_knows_in_chinese():
         zh_what, zh_fix = i18n._(what, "zh"), i18n._(fix, "zh")
         assert zh_what != what and zh_fix != fix, f"no translation for the trouble {what!r}"
         assert f"**{zh_what}**：{zh_fix}" in readme, what
+
+
+def collapse_diagnosis() -> str:
+    """A short VAE run that ends with 15 of its 16 latent dimensions silent: the diagnosis as printed."""
+    w = gh.diagnose.Diagnostics()
+    for i, active in enumerate([1.0] * 5 + [1 / 16] * 55):
+        w.after_step(i + 1, {"loss": 1.0, "kl_active": active})
+    (found,) = w.at_end(60)
+    return str(found)
+
+
+def test_fits_lines_and_diagnoses_are_chinese_with_lang_zh(task, regression, capsys):
+    """What a student reads after every training: fit's closing line, how it stopped, and each diagnosis.
+    A run that stops in Chinese on a NaN is still recognised as one (its divergence diagnosis)."""
+    english = collapse_diagnosis()
+    assert english.startswith("⚠ posterior collapse (from step 6):") and not chinese(english)
+    i18n.set_language("zh")
+    theirs = collapse_diagnosis()
+    assert theirs.startswith("⚠ 后验坍缩（从第 6 步起）：至少 94% 的隐变量维度不活跃")
+    assert "ERRATA 第 5 条" in theirs and "gh.losses.bernoulli_nll" in theirs and "posterior" not in theirs
+
+    model, opt, step = task()
+    gh.fit(step, regression(), state={"model": model, "opt": opt}, epochs=2, batch_size=32, plot=False,
+           progress=False, desc="toy")
+    out = capsys.readouterr().out
+    assert "toy：轮数 0->2，每轮 8 步" in out and "toy：完成，2 轮，用时" in out and "done" not in out
+
+    steps = []
+
+    def nan_at_11(batch):
+        steps.append(1)
+        loss = step(batch)["loss"]
+        return {"loss": loss * float("nan") if len(steps) == 11 else loss}
+
+    model, opt, step = task()
+    hist = gh.fit(nan_at_11, regression(), state={"model": model, "opt": opt}, epochs=2, batch_size=32,
+                  plot=False, progress=False, desc="toy")
+    out = capsys.readouterr().out
+    assert hist.stopped.startswith("第 11 步的损失不是有限值（loss=nan）") and "已停止：第 11 步" in out
+    assert [d["kind"] for d in hist.diagnoses] == ["divergence"] and "⚠ 训练发散（从第 " in out
