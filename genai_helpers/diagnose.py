@@ -593,16 +593,16 @@ class Diagnostics:
                     and held[-1] > min(held)):
                 best = min(range(len(held)), key=held.__getitem__)
                 out += self._new("overfitting", last[0][0], _(
-                    "the gap between {key} on held-out data and {rest} on the training data grew at each of the "
-                    "last {evals} evaluations (from {gap_first:.4g} at step {step_first} to {gap_last:.4g}) while the "
-                    "training value kept falling ({train_first:.4g} -> {train_last:.4g}); the held-out value was "
-                    "best at step {best_step} ({best:.4g}) and is {now:.4g} now: the model is memorising its "
-                    "training data. Try: stop at the best step (its checkpoint), more data or augmentation (e.g. "
-                    "gh.classifier.random_shift), a smaller model, weight decay or dropout. Chapter 06 shows what a "
-                    "memorising model leaks.").format(
+                    "the gap between {key} on held-out data and {rest} on the training data grew at each of "
+                    "{evals} evaluations in a row (from {gap_first:.4g} at step {step_first} to {gap_last:.4g} at step "
+                    "{step_last}) while the training value kept falling ({train_first:.4g} -> {train_last:.4g}); the "
+                    "held-out value was best at step {best_step} ({best:.4g}) and was {now:.4g} at step {step_last}: "
+                    "the model is memorising its training data. Try: stop at the best step (its checkpoint), more "
+                    "data or augmentation (e.g. gh.classifier.random_shift), a smaller model, weight decay or dropout. "
+                    "Chapter 06 shows what a memorising model leaks.").format(
                     key=key, rest=rest, evals=OVERFIT_EVALS, gap_first=gaps[0], step_first=last[0][0],
-                    gap_last=gaps[-1], train_first=trains[0], train_last=trains[-1], best_step=pts[best][0],
-                    best=held[best], now=held[-1]))
+                    gap_last=gaps[-1], step_last=last[-1][0], train_first=trains[0], train_last=trains[-1],
+                    best_step=pts[best][0], best=held[best], now=held[-1]))
         return out
 
     def _eval_divergence(self, step) -> list[Diagnosis]:

@@ -6,6 +6,7 @@ Their words (titles, axis labels) are in the language of the course's messages; 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from importlib.util import find_spec
 from pathlib import Path
@@ -48,6 +49,21 @@ def cjk_fallback() -> None:
     families = list(plt.rcParams["font.family"])
     if font and font not in families:
         plt.rcParams["font.family"] = families + [font]
+        logging.getLogger("matplotlib.font_manager").addFilter(_RegularWeightOf(font))
+
+
+class _RegularWeightOf(logging.Filter):
+    """Drops matplotlib's warning that `font` has no bold (or other weight): the CJK font ships one
+    weight, and a bold title that falls back to it is drawn in that weight, as intended. Every other
+    font-manager message, about other fonts included, still comes through."""
+
+    def __init__(self, font: str):
+        super().__init__()
+        self.font = font
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith("findfont: Failed to find font weight") and f" for {self.font}," in text)
 
 
 cjk_fallback()
