@@ -43,6 +43,17 @@ def test_every_article_section_is_a_link_to_it(path):
     assert not problems, f"{path.name}: {problems}"
 
 
+NUMBERED = re.compile(r"(?<!\[)\b[Ss]ections? \d+(?:\.\d+)*")  # "section 9", not inside a link's text
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_no_numbered_cross_reference(path):
+    """"see section 9" sends a student hunting; a link to the heading (or the article's §) takes them there."""
+    found = [m.group(0) for c in markdown(path) for m in NUMBERED.finditer(c.source)]
+    assert not found, f"{path.name}: numbered references, link the heading instead: {found}"
+    assert NUMBERED.search("see section 1.6 of the book") and not NUMBERED.search("[section 2](#2.-The-VAE)")
+
+
 def test_the_article_section_rule():
     sections = article_sections()
     assert sections["3.1"] == github_anchor("3.1 变分自编码器（VAEs）") == "31-变分自编码器vaes"
