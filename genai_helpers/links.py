@@ -45,7 +45,7 @@ def split_target(target: str) -> tuple[str, str]:
 
 def broken_links(path: Path) -> list:
     """Links in the notebook's markdown to a file or heading that does not exist."""
-    broken = []
+    broken, known = [], {}  # notebook -> its anchors, read once however many links point into it
     for cell in nbformat.read(path, as_version=4).cells:
         if cell.cell_type != "markdown":
             continue
@@ -56,8 +56,11 @@ def broken_links(path: Path) -> list:
             where = (path.parent / unquote(file)).resolve() if file else path
             if not where.exists():
                 broken.append(f"{target} (no file {file})")
-            elif frag and where.suffix == ".ipynb" and frag not in anchors(where):
-                broken.append(f"{target} (no heading '{frag}' in {where.name})")
+            elif frag and where.suffix == ".ipynb":
+                if where not in known:
+                    known[where] = anchors(where)
+                if frag not in known[where]:
+                    broken.append(f"{target} (no heading '{frag}' in {where.name})")
     return broken
 
 
