@@ -379,7 +379,7 @@ def untranslated_words(node) -> list:
 
 ENGLISH_NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
 PRINTS_PENDING = {"02_vae.ipynb", "03_gan.ipynb",  # being wrapped
-                  "04_seq2seq_attention.ipynb", "05_applications.ipynb"}
+                  "05_applications.ipynb"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="prints not yet wrapped"))
