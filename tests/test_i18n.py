@@ -382,19 +382,32 @@ PRINTS_PENDING = {"02_vae.ipynb", "03_gan.ipynb",  # being wrapped
                   "05_applications.ipynb"}
 
 
+def printed_arguments(call: ast.Call) -> list:
+    """The arguments of `call` that end up printed: all of a `print`'s; the description (and a `holds`'s
+    detail) of a `gh.verify.Checklist` check, which the checklist prints after "✔ check N:"."""
+    if isinstance(call.func, ast.Name) and call.func.id == "print":
+        return call.args
+    if isinstance(call.func, ast.Attribute) and call.func.attr in ("close", "holds") \
+            and isinstance(call.func.value, ast.Name) and call.func.value.id == "checks":
+        detail = call.args[2:3] if call.func.attr == "holds" else []
+        return call.args[:1] + detail + [k.value for k in call.keywords if k.arg in ("what", "detail")]
+    return []
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="prints not yet wrapped"))
                                   if n in PRINTS_PENDING else n for n in ENGLISH_NOTEBOOKS])
 def test_what_notebook_code_prints_is_translatable(name):
     """Every English sentence a notebook's code prints goes through `gh._()` (so the Chinese edition,
-    whose code is the English code, prints it in Chinese): a print of an English literal or f-string
-    fails here. Figures drawn by notebook code may keep English labels (the text explains them)."""
+    whose code is the English code, prints it in Chinese): a print of an English literal or f-string,
+    or such a check description (`checks.close("...", ...)`), fails here. Figures drawn by notebook
+    code may keep English labels (the text explains them)."""
     wrong = []
     for where, code in english_sources():
         if not where.startswith(name + " "):
             continue
         for node in ast.walk(ast.parse(code)):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
-                words = [w for arg in node.args for w in untranslated_words(arg)]
+            if isinstance(node, ast.Call):
+                words = [w for arg in printed_arguments(node) for w in untranslated_words(arg)]
                 if words:
                     wrong.append(f"{where}:{node.lineno}: {' '.join(words[:6])}")
     assert not wrong, f"{len(wrong)} prints of English outside gh._(): " + "; ".join(wrong)
