@@ -517,17 +517,18 @@ class Diagnostics:
         since = self.evals[-MODE_PERSIST]["_step"]
         counted = _(COUNTED[what])
         if lost_names:
-            names = _(": {what} {names} are no longer generated").format(
+            names = _(" ({what}: {names})").format(
                 what=counted, names=", ".join(map(str, lost_names)))
         else:
             names = _(": {n} fewer {what} than before").format(n=lost, what=counted)
         return out + self._new("mode_collapse", since, _(
-            "the generator covers {covered} {what} now, and lost {lost} it covered earlier{names} (for {evals} "
-            "evaluations in a row). Its samples may each look fine, but it stopped producing part of the data. "
+            "at step {step} the generator covered {covered} {what} and had lost {lost} it covered earlier{names}, "
+            "for {evals} evaluations in a row. Its samples may each look fine, but it stopped producing part of the "
+            "data. "
             "Try: PacGAN (gh.gan.Packed, D judges packs of samples), a lower learning rate or a decay at the end, "
             "the non-saturating loss; a smaller latent space also helps on toy data.").format(
-            covered=f"{len(covered)}/{total}" if total else len(covered), what=counted, lost=lost, names=names,
-            evals=MODE_PERSIST))
+            step=step, covered=f"{len(covered)}/{total}" if total else len(covered), what=counted, lost=lost,
+            names=names, evals=MODE_PERSIST))
 
     def _mode_floor(self, step) -> list[Diagnosis]:
         last = [e for e in self.evals if "_covered" in e][-2:]
