@@ -41,6 +41,9 @@ def cjk_font() -> str | None:
     return None
 
 
+SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")  # g0 -> g₀ in a text that is no formula
+
+
 def cjk_fallback() -> None:
     """Let every figure draw Chinese: the CJK font goes after matplotlib's default family, so that
     the characters the default font cannot draw (a translated title's) come from it, and a text
@@ -283,15 +286,18 @@ def data_parallel(world: int = 2, batch: int = 128):
     for x, title in [(0.7, _("one batch of {batch}").format(batch=batch)), (3.3, _("one process per GPU (or core)")),
                      (6.55, "all-reduce"), (9.6, _("the optimiser step"))]:
         ax.text(x, world + 0.12, title, ha="center", fontsize=9, weight="bold")
-    mean = "$\\bar g = \\frac{1}{%d}\\sum_r g_r$" % world
-    box(5.95, 0.05, 1.2, world - 0.2, mean + _("\n\nevery process\nsends its $g_r$\nand receives $\\bar g$"), "0.92")
+    # A text with $...$ is drawn by mathtext, whose fonts have no Chinese: words and formulas are
+    # separate texts, and the words write g-bar and g_r in Unicode (ḡ, gᵣ, g₀), which every font has.
+    box(5.95, 0.05, 1.2, world - 0.2, "", "0.92")
+    ax.text(6.55, world * 0.62, "$\\bar g = \\frac{1}{%d}\\sum_r g_r$" % world, ha="center", va="center", fontsize=9)
+    ax.text(6.55, world * 0.3, _("every process\nsends its gᵣ\nand receives ḡ"), ha="center", va="center", fontsize=9)
     for r in range(world):
         y, color = world - 1 - r + 0.1, plt.cm.Pastel1(r % 9)
         box(0.1, y, 1.2, 0.6, _("rows {first}-{last}").format(first=r * share, last=(r + 1) * share - 1), color)
         box(2.3, y, 2.0, 0.6, _("process {rank}: the model,\nforward + backward").format(rank=r), color)
-        box(8.3, y, 2.6, 0.6, _("Adam with $\\bar g$: the same\nweights in every process"), color)
+        box(8.3, y, 2.6, 0.6, _("Adam with ḡ: the same\nweights in every process"), color)
         arrow(1.35, 2.25, y + 0.3, _("{n} rows").format(n=share))
-        arrow(4.35, 5.9, y + 0.3, _("its gradient $g_{rank}$").format(rank=r))
+        arrow(4.35, 5.9, y + 0.3, _("its gradient g{rank}").format(rank=str(r).translate(SUBSCRIPT)))
         arrow(7.2, 8.25, y + 0.3, "$\\bar g$")
     fig.tight_layout()
     return fig

@@ -499,3 +499,21 @@ def test_fits_lines_and_diagnoses_are_chinese_with_lang_zh(task, regression, cap
     out = capsys.readouterr().out
     assert hist.stopped.startswith("第 11 步的损失不是有限值（loss=nan）") and "已停止：第 11 步" in out
     assert [d["kind"] for d in hist.diagnoses] == ["divergence"] and "⚠ 训练发散（从第 " in out
+
+
+def test_the_packages_figures_draw_chinese_with_glyphs(caplog):
+    """A figure of the package under lang zh draws its Chinese with a CJK font: matplotlib logs no
+    'does not have a glyph' (a $...$ formula in the same text would send the Chinese to mathtext's
+    fonts, which have none: chapter 06's data-parallel picture did that)."""
+    import matplotlib.pyplot as plt
+    if not gh.plot.cjk_font():
+        pytest.skip("no CJK font installed (.ci/run installs fonts-noto-cjk)")
+    gh.setup(seed=0, quiet=True, lang="zh")
+    fig = gh.plot.data_parallel(world=2, batch=128)
+    with caplog.at_level("WARNING"):
+        fig.canvas.draw()
+    plt.close(fig)
+    drawn = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert chinese(drawn), "the picture should be labelled in Chinese under lang zh"
+    missing = [r.getMessage() for r in caplog.records if "glyph" in r.getMessage()]
+    assert not missing, missing[:3]
