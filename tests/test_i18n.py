@@ -7,6 +7,7 @@ is Chinese with lang="zh", English by default, and every entry of the edition is
 import ast
 import re
 import string
+from functools import lru_cache
 from pathlib import Path
 
 import nbformat
@@ -324,15 +325,17 @@ def is_underscore(func) -> bool:
     return (isinstance(func, ast.Name) and func.id == "_") or (isinstance(func, ast.Attribute) and func.attr == "_")
 
 
-def english_sources() -> list:
-    """(where, code) for every module of the package and every code cell of the English notebooks."""
+@lru_cache(maxsize=None)
+def english_sources() -> tuple:
+    """(where, code) for every module of the package and every code cell of the English notebooks
+    (read once: the per-notebook tests below share it)."""
     found = [(path.name, path.read_text(encoding="utf-8")) for path in sorted((REPO / "genai_helpers").rglob("*.py"))]
     for path in sorted((REPO / "notebooks").glob("*.ipynb")) + sorted((REPO / "notebooks" / "demos").glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code":
                 code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
                 found.append((f"{path.name} {cell.id}", code))
-    return found
+    return tuple(found)
 
 
 def test_every_message_is_formatted_with_exactly_its_placeholders():
@@ -378,7 +381,6 @@ def untranslated_words(node) -> list:
 
 
 ENGLISH_NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-PRINTS_PENDING = set()  # chapters whose prints are not wrapped yet
 
 
 def printed_arguments(call: ast.Call) -> list:
@@ -393,8 +395,7 @@ def printed_arguments(call: ast.Call) -> list:
     return []
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="prints not yet wrapped"))
-                                  if n in PRINTS_PENDING else n for n in ENGLISH_NOTEBOOKS])
+@pytest.mark.parametrize("name", ENGLISH_NOTEBOOKS)
 def test_what_notebook_code_prints_is_translatable(name):
     """Every English sentence a notebook's code prints goes through `gh._()` (so the Chinese edition,
     whose code is the English code, prints it in Chinese): a print of an English literal or f-string,
