@@ -219,9 +219,11 @@ def test_demo_in_jupyterlab(lab, browser, name):
         # as the active tab, and this one's widgets sit hidden behind it
         page.goto(f"{lab}/lab/workspaces/{name}/tree/demos/{name}.ipynb?reset")
         page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator, .jp-Toolbar-kernelStatus", timeout=60_000)
-        page.locator("[data-command='notebook:restart-run-all']").first.click()
-        page.locator(".jp-Dialog-button.jp-mod-accept").click()
+        # run all once the notebook's new kernel is idle: a "restart and run all" clicked while it was still
+        # starting ran nothing in a CI run (two demos then waited 240 s for an answer that never came)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()  # Run > Run All Cells
+        page.locator(".lm-Menu-item[data-command='runmenu:run-all']").first.click()
         operate(page, name, "lab")
         no_errors(page)
     finally:
