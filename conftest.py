@@ -7,6 +7,8 @@ the notebooks at full size.
 import os
 import tempfile
 
+import pytest
+
 os.environ.setdefault("GENAI_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GENAI_CHECKPOINTS", tempfile.mkdtemp(prefix="genai-checkpoints-"))
@@ -17,6 +19,17 @@ os.environ.setdefault("GENAI_CHECKPOINTS", tempfile.mkdtemp(prefix="genai-checkp
 collect_ignore = ["notebooks/zh"]
 
 
-def pytest_collection_modifyitems(items):
-    """Browser tests last: by then the notebooks have trained and cached the demos' models."""
+@pytest.hookimpl(trylast=True)  # after -k / -m have deselected: only browser tests that will run count
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: by then the notebooks have trained and cached the demos' models.
+
+    When the browser tests are in the session, they run every demo top to bottom twice (JupyterLab,
+    Voila) and fail on any error output; nbval's own run of the demos (notebooks/demos/) would be a
+    third run of the same cells, so it is deselected (about 30 s). Without a browser the browser
+    tests skip at import and nbval runs the demos as before."""
     items.sort(key=lambda item: item.nodeid.startswith("tests/test_browser.py"))
+    if any(item.nodeid.startswith("tests/test_browser.py::test_demo_in_") for item in items):
+        demos = [item for item in items if item.nodeid.startswith("notebooks/demos/")]
+        if demos:
+            config.hook.pytest_deselected(items=demos)
+            items[:] = [item for item in items if not item.nodeid.startswith("notebooks/demos/")]
