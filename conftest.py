@@ -28,8 +28,7 @@ def pytest_collection_modifyitems(config, items):
     third run of the same cells, so it is deselected (about 30 s). Without a browser the browser
     tests skip at import and nbval runs the demos as before."""
     items.sort(key=lambda item: item.nodeid.startswith("tests/test_browser.py"))
-    if any(item.nodeid.startswith("tests/test_browser.py::test_demo_in_") for item in items):
-        demos = [item for item in items if item.nodeid.startswith("notebooks/demos/")]
-        if demos:
-            config.hook.pytest_deselected(items=demos)
-            items[:] = [item for item in items if not item.nodeid.startswith("notebooks/demos/")]
+    demos = [item for item in items if item.nodeid.startswith("notebooks/demos/")]
+    if demos and any(item.nodeid.startswith("tests/test_browser.py::test_demo_in_") for item in items):
+        config.hook.pytest_deselected(items=demos)
+        items[:] = [item for item in items if item not in demos]

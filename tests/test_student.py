@@ -7,6 +7,7 @@ import copy
 import functools
 import inspect
 import math
+import operator
 import re
 
 import nbformat
@@ -129,16 +130,16 @@ def first_exercise(name: str) -> int:
     return next(i for i, c in enumerate(student_version(name).cells) if c.cell_type == "code" and STUB in c.source)
 
 
-def run_student_version(name: str, upto: int | None = None):
+def run_student_version(name: str):
     """Run the student version of a chapter in one kernel, cell by cell, as a student meets it: the
-    first unsolved exercise must stop the chapter with a pointer to the hints; then its reference is
-    taken (the ⏭ line uncommented) and the run goes on, up to cell `upto` (default: the end)."""
+    first unsolved exercise must stop the chapter with a pointer to the hints; then each reference is
+    taken (the ⏭ line uncommented) and the run goes on to the end."""
     nb = nbformat.from_dict(copy.deepcopy(student_version(name)))
     first = first_exercise(name)
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     with client.setup_kernel():
-        for index, cell in enumerate(nb.cells[:len(nb.cells) if upto is None else upto + 1]):
+        for index, cell in enumerate(nb.cells):
             if index == first:
                 with pytest.raises(CellExecutionError) as err:
                     client.execute_cell(cell, index)
@@ -177,10 +178,8 @@ def taken_references(tree: ast.Module) -> dict[str, str]:
 
 
 def resolve(dotted: str):
-    obj = gh
-    for part in dotted.split(".")[1:]:
-        obj = getattr(obj, part)
-    return obj
+    """`gh.vae_parts.ReferenceEncoder` -> the object (AttributeError if there is none)."""
+    return operator.attrgetter(dotted.removeprefix("gh."))(gh)
 
 
 def parameters(fn: ast.FunctionDef) -> list[str]:
