@@ -38,7 +38,8 @@ if CHROMIUM is None:
         raise RuntimeError("GENAI_REQUIRE_BROWSER=1 but no Chromium: apt-get install chromium")
     pytest.skip("no Chromium found (apt-get install chromium, or set GENAI_CHROMIUM)",
                 allow_module_level=True)
-sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+playwright_api = pytest.importorskip("playwright.sync_api")
+sync_playwright = playwright_api.sync_playwright
 
 
 def free_port() -> int:
@@ -136,6 +137,7 @@ def browser():
 # about 0.2 s on an idle 2-core machine (measured; the PNG is drawn twice for a tight bounding box),
 # and took 0.42 s in a CI run that had been busy for 20 minutes: 0.5 s is still no noticeable lag.
 KERNEL_BUDGET_MS = 500
+ANSWERED = ".genai-latency:has-text('answered in')"  # the demo's first answer is on the page
 
 
 def latency_ms(page) -> float:
@@ -166,7 +168,7 @@ def changed(page, before: str, timeout_ms: float = 1000) -> float:
 
 def operate(page, name: str, tag: str):
     """Drive the demo like a student and check that the kernel's output follows."""
-    page.wait_for_selector(".genai-latency:has-text('answered in')", state="attached", timeout=240_000)
+    page.wait_for_selector(ANSWERED, state="attached", timeout=240_000)
     page.locator(".genai-latency").first.scroll_into_view_if_needed()
     page.wait_for_timeout(500)  # let the first render settle
     if ACTIONS[name] == "slider":
@@ -219,11 +221,19 @@ def test_demo_in_jupyterlab(lab, browser, name):
         # as the active tab, and this one's widgets sit hidden behind it
         page.goto(f"{lab}/lab/workspaces/{name}/tree/demos/{name}.ipynb?reset")
         page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
-        # run all once the notebook's new kernel is idle: a "restart and run all" clicked while it was still
-        # starting ran nothing in a CI run (two demos then waited 240 s for an answer that never came)
+        # run all once the notebook's new kernel is idle. In CI, about one lab test in ten got no widget
+        # from its first run (the kernel idle, no error; never seen on a developer's machine, cause not
+        # found): a second run-all shows it; a demo that never answers still fails.
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()  # Run > Run All Cells
-        page.locator(".lm-Menu-item[data-command='runmenu:run-all']").first.click()
+        for attempt in range(2):
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()  # Run > Run All Cells
+            page.locator(".lm-Menu-item[data-command='runmenu:run-all']").first.click()
+            try:
+                page.wait_for_selector(ANSWERED, state="attached", timeout=120_000)
+                break
+            except playwright_api.TimeoutError:
+                if attempt:
+                    raise
         operate(page, name, "lab")
         no_errors(page)
     finally:
